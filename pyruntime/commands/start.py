@@ -1,0 +1,14 @@
+"""``start``: release a created container's init into ``process.args``."""
+
+from __future__ import annotations
+
+from pyruntime.lifecycle import Runtime
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyruntime.cli import Parsed
+
+
+def run(parsed: Parsed, root: str) -> int:
+    Runtime(root).start(parsed.args[0])
+    return 0

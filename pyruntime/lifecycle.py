@@ -1,0 +1,245 @@
+"""The container lifecycle: the only code that writes state.
+
+Each operation locks the container's folder, checks the transition against
+``state.TRANSITIONS``, acts, and records the result.  ``create`` cleans up
+after itself in one place: whatever fails, the folder, the processes and
+(being in their own mount namespace) the mounts are gone.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pyruntime import OCI_VERSION, namespaces, state
+from pyruntime.errors import NotFoundError, PyRuntimeError, StateError, SyscallError
+from pyruntime.procfs import ProcFS
+from pyruntime.state import ContainerDir, State, StateStore
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyruntime.process.context import LaunchContext
+    from pyruntime.process.sync import Channel
+    from pyruntime.spec.model import Spec
+    from pyruntime.syscalls.linux import LinuxSyscalls
+
+SIGKILL = 9
+
+
+class CreateOptions:
+    __slots__ = ("bundle", "pid_file", "console_socket", "no_pivot", "preserve_fds")
+
+    def __init__(self, bundle: str, pid_file: str | None = None,
+                 console_socket: str | None = None, no_pivot: bool = False,
+                 preserve_fds: int = 0) -> None:
+        self.bundle = bundle
+        self.pid_file = pid_file
+        self.console_socket = console_socket
+        self.no_pivot = no_pivot
+        self.preserve_fds = preserve_fds
+
+
+class Runtime:
+    """Operations on the containers under one ``--root``."""
+
+    __slots__ = ("store", "procfs", "_syscalls")
+
+    def __init__(self, root: str, procfs: ProcFS | None = None,
+                 syscalls: LinuxSyscalls | None = None) -> None:
+        self.procfs = procfs or ProcFS()
+        self.store = StateStore(root, self.procfs)
+        self._syscalls = syscalls
+
+    @property
+    def syscalls(self) -> LinuxSyscalls:
+        """Built on first use: ``state`` and ``start`` never load libc."""
+        if self._syscalls is None:
+            from pyruntime.syscalls.linux import LinuxSyscalls
+
+            self._syscalls = LinuxSyscalls()
+        return self._syscalls
+
+    # --- create ----------------------------------------------------------------
+    def create(self, container_id: str, options: CreateOptions) -> State:
+        from pyruntime.spec.load import load_spec
+
+        state.check_id(container_id)
+        spec = load_spec(options.bundle)
+        _check_preserved_fds(options.preserve_fds)
+        folder = self.store.claim(container_id)
+        try:
+            return self._create_in(folder, spec, options)
+        except BaseException:
+            folder.remove()
+            raise
+        finally:
+            folder.close()
+
+    def _create_in(self, folder: ContainerDir, spec: Spec, options: CreateOptions) -> State:
+        from pyruntime.process import parent
+
+        record = State(folder.id, state.CREATING, spec.bundle, spec.root_path,
+                       spec.annotations, owner=os.getuid())
+        folder.write_state(record)
+        os.mkfifo(folder.fifo_path, 0o600)
+        fifo_fd = os.open(folder.fifo_path, os.O_RDWR | os.O_CLOEXEC)
+        context, from_children, to_children = _launch_context(spec, options, fifo_fd, folder,
+                                                              self.syscalls)
+        try:
+            running = parent.launch(context, from_children, to_children)
+        finally:
+            os.close(fifo_fd)
+            namespaces.close_all(context.joined_fds)
+        try:
+            info = self.procfs.process(running.init_pid)
+            if info is None:
+                raise StateError("container init exited during create")
+            record.pid, record.start_time, record.status = info.pid, info.start_time, state.CREATED
+            folder.write_state(record)
+            if options.pid_file:
+                write_pid_file(options.pid_file, record.pid)
+        except BaseException:
+            running.abort()
+            raise
+        return record
+
+    # --- start, kill, delete, state ---------------------------------------------
+    def start(self, container_id: str) -> None:
+        folder = self.store.open(container_id)
+        try:
+            record = folder.read_state()
+            status = self.store.current_status(folder, record, locked=True)
+            after = state.check_transition("start", container_id, status)
+            _signal_start(folder, container_id)
+            record.status = after
+            folder.write_state(record)
+        finally:
+            folder.close()
+
+    def status_of(self, container_id: str) -> tuple[State, str]:
+        folder = self.store.open(container_id, shared=True, wait=False)
+        try:
+            record = folder.read_state()
+            locked = not self.store.is_locked_by_other(folder)
+            return record, self.store.current_status(folder, record, locked)
+        finally:
+            folder.close()
+
+    def oci_state(self, container_id: str) -> dict[str, object]:
+        record, status = self.status_of(container_id)
+        return record.oci_state(status, OCI_VERSION)
+
+    def list_states(self) -> list[dict[str, object]]:
+        result = []
+        for container_id in self.store.ids():
+            try:
+                result.append(self.oci_state(container_id))
+            except (NotFoundError, PyRuntimeError):
+                continue
+        return result
+
+    def kill(self, container_id: str, signal_number: int, all_processes: bool = False) -> None:
+        folder = self.store.open(container_id)
+        try:
+            record = folder.read_state()
+            status = self.store.current_status(folder, record, locked=True)
+            state.check_transition("kill", container_id, status)
+            self._signal(record, signal_number, all_processes)
+        finally:
+            folder.close()
+
+    def _signal(self, record: State, signal_number: int, all_processes: bool) -> None:
+        from pyruntime.signalling import send_signal, signal_namespace
+
+        if all_processes:
+            signal_namespace(self.syscalls, self.procfs, record.pid, record.start_time,
+                             signal_number)
+        else:
+            send_signal(self.syscalls, self.procfs, record.pid, record.start_time, signal_number)
+
+    def delete(self, container_id: str, force: bool = False) -> None:
+        folder = self.store.open(container_id)
+        try:
+            if not folder.has_state():  # a create that died before its first write
+                folder.remove()
+                return
+            record = folder.read_state()
+            status = self.store.current_status(folder, record, locked=True)
+            state.check_transition("delete --force" if force else "delete", container_id, status)
+            if status != state.STOPPED:
+                self._kill_and_wait(record)
+            folder.remove()
+        finally:
+            folder.close()
+
+    def _kill_and_wait(self, record: State) -> None:
+        from pyruntime.signalling import signal_namespace, wait_gone
+
+        signal_namespace(self.syscalls, self.procfs, record.pid, record.start_time, SIGKILL)
+        wait_gone(self.procfs, record.pid, record.start_time)
+
+
+def _check_preserved_fds(count: int) -> None:
+    for fd in range(3, 3 + count):
+        try:
+            os.fstat(fd)
+        except OSError as exc:
+            raise PyRuntimeError(f"--preserve-fds: descriptor {fd} is not open") from exc
+
+
+def _signal_start(folder: ContainerDir, container_id: str) -> None:
+    """One byte into exec.fifo releases the init; no reader means it is gone."""
+    try:
+        fd = os.open(folder.fifo_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise StateError("cannot start a container that has stopped") from exc
+    try:
+        os.write(fd, b"0")
+    except OSError as exc:
+        raise SyscallError("write", "exec.fifo", exc.errno or 0) from exc
+    finally:
+        os.close(fd)
+    os.unlink(folder.fifo_path)
+
+
+def _launch_context(spec: Spec, options: CreateOptions, fifo_fd: int, folder: ContainerDir,
+                    syscalls: LinuxSyscalls) -> tuple[LaunchContext, Channel, Channel]:
+    """Decide everything the children will do, before any fork."""
+    from pyruntime.cgroupfs import host_hierarchies
+    from pyruntime.plan.capabilities import plan_capabilities
+    from pyruntime.plan.mounts import plan_mounts
+    from pyruntime.plan.namespaces import plan_namespaces
+    from pyruntime.process.context import LaunchContext
+    from pyruntime.process.sync import pipe_pair
+
+    assert spec.process is not None
+    mounts = plan_mounts(spec.mounts)
+    namespace_plan = plan_namespaces(spec.linux.namespaces)
+    needs_cgroups = any(op.fstype in ("cgroup", "cgroup2") for op in mounts)
+    preserved, extra_env = _passed_descriptors(options.preserve_fds)
+    from_children, to_parent, to_children, from_parent = pipe_pair()
+    context = LaunchContext(
+        spec, syscalls, mounts, namespace_plan, namespaces.open_joined(namespace_plan),
+        plan_capabilities(spec.process.capabilities),
+        host_hierarchies() if needs_cgroups else [], fifo_fd, options.no_pivot, preserved,
+        extra_env, to_parent, from_parent, [folder.fd])
+    return context, from_children, to_children
+
+
+def _passed_descriptors(preserve_fds: int) -> tuple[int, list[str]]:
+    """--preserve-fds plus systemd socket activation's LISTEN_FDS, as runc counts them."""
+    listen = os.environ.get("LISTEN_FDS", "")
+    if listen.isdigit() and int(listen) > 0:
+        count = int(listen)
+        _check_preserved_fds(count + preserve_fds)
+        return count + preserve_fds, [f"LISTEN_FDS={count}", "LISTEN_PID=1"]
+    return preserve_fds, []
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    """Atomically, as runc does: engines read it as soon as create returns."""
+    path = os.path.abspath(path)
+    temporary = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
+    try:
+        state.write_file_atomically(temporary, path, str(pid), 0o644)
+    except OSError as exc:
+        raise SyscallError("write pid file", path, exc.errno or 0) from exc

@@ -1,0 +1,47 @@
+"""The only way pyruntime runs code in a forked child.
+
+A child must never return into the code that forked it (the CLI would carry
+on as a second copy of itself), and every failure must reach the parent as
+data.  ``run_child`` runs the named steps, reports the first failure as an
+ERROR message naming its step, and always ends in ``os._exit``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pyruntime.errors import PyRuntimeError
+from pyruntime.process.sync import ERROR
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import NoReturn
+
+    from pyruntime.process.sync import Channel
+
+
+def run_steps(steps: Sequence[tuple[str, Callable[[], object]]], report: Channel) -> NoReturn:
+    """Run ``steps`` in order; exit 0 after the last, or 1 after reporting a failure."""
+    stage = "start"
+    status = 1
+    try:
+        for stage, step in steps:
+            step()
+        status = 0
+    except PyRuntimeError as exc:
+        _report(report, stage, str(exc))
+    except BaseException as exc:  # a bug: still data for the parent, never a traceback here
+        _report(report, stage, f"internal error: {type(exc).__name__}: {exc}")
+    finally:
+        os._exit(status)
+
+
+def _report(report: Channel, stage: str, message: str) -> None:
+    try:
+        report.send(ERROR, stage=stage, message=message[:3000])
+    except OSError:
+        try:  # nobody listens any more (after READY): the container's stderr is all we have
+            os.write(2, f"pyruntime: {stage}: {message}\n".encode())
+        except OSError:
+            pass

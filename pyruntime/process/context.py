@@ -1,0 +1,47 @@
+"""Everything the forked processes need, decided by the parent before it forks.
+
+Policy lives in the parent (CPython's subprocess rule): the children only
+carry out this plan, so a child never has to parse, look up or decide.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyruntime.cgroupfs import Hierarchy
+    from pyruntime.plan.capabilities import CapabilityPlan
+    from pyruntime.plan.mounts import MountOp
+    from pyruntime.plan.namespaces import NamespacePlan
+    from pyruntime.process.sync import Channel
+    from pyruntime.spec.model import Spec
+    from pyruntime.syscalls.linux import LinuxSyscalls
+
+
+class LaunchContext:
+    __slots__ = ("spec", "sys", "mounts", "namespaces", "joined_fds", "capabilities",
+                 "hierarchies", "fifo_fd", "no_pivot", "preserved_fds", "extra_env",
+                 "to_parent", "from_parent", "parent_only_fds")
+
+    def __init__(self, spec: Spec, sys: LinuxSyscalls, mounts: list[MountOp],
+                 namespaces: NamespacePlan, joined_fds: dict[str, int],
+                 capabilities: CapabilityPlan | None, hierarchies: list[Hierarchy],
+                 fifo_fd: int, no_pivot: bool, preserved_fds: int, extra_env: list[str],
+                 to_parent: Channel, from_parent: Channel, parent_only_fds: list[int]) -> None:
+        self.spec = spec
+        self.sys = sys
+        self.mounts = mounts
+        self.namespaces = namespaces
+        self.joined_fds = joined_fds
+        self.capabilities = capabilities
+        self.hierarchies = hierarchies
+        self.fifo_fd = fifo_fd  # exec.fifo, opened O_RDWR: init reads one byte from it
+        self.no_pivot = no_pivot
+        self.preserved_fds = preserved_fds  # fds 3 .. 3+N-1 reach the process
+        self.extra_env = extra_env  # LISTEN_FDS/LISTEN_PID when passed through
+        self.to_parent = to_parent
+        self.from_parent = from_parent
+        self.parent_only_fds = parent_only_fds  # e.g. the state lock: a child must drop it
+
+    @property
+    def in_user_namespace(self) -> bool:
+        return self.namespaces.has("user")

@@ -1,0 +1,89 @@
+"""The intermediate process: enters the namespaces, forks the init, exits.
+
+It exists because a process cannot move itself into a new pid (or time)
+namespace, only its children; and because a new user namespace's id maps must
+be written from outside it, by the parent, while it waits.  See sync.py for
+the message diagram.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pyruntime import credentials, namespaces
+from pyruntime.errors import SyscallError
+from pyruntime.plan.namespaces import CLONE_NEWUSER
+from pyruntime.process import init
+from pyruntime.process.child import run_steps
+from pyruntime.process.sync import INIT_PID, MAPPED, USERNS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
+
+    from pyruntime.process.context import LaunchContext
+
+
+def run(context: LaunchContext) -> NoReturn:
+    run_steps(steps(context), context.to_parent)
+
+
+def steps(context: LaunchContext) -> list[tuple[str, object]]:
+    return [
+        ("drop parent descriptors", lambda: _close_parent_fds(context)),
+        ("set non-dumpable", lambda: credentials.set_dumpable(context.sys, False)),
+        ("set oom_score_adj", lambda: _set_oom_score_adj(context)),
+        ("enter user namespace", lambda: _enter_user_namespace(context)),
+        ("join namespaces", lambda: namespaces.join(context.sys, context.joined_fds)),
+        ("create namespaces", lambda: namespaces.unshare(context.sys,
+                                                         context.namespaces.unshare_flags)),
+        ("bring up loopback", lambda: _loopback_up(context)),
+        ("fork init", lambda: _fork_init(context)),
+    ]
+
+
+def _close_parent_fds(context: LaunchContext) -> None:
+    for fd in context.parent_only_fds:
+        os.close(fd)
+
+
+def _set_oom_score_adj(context: LaunchContext) -> None:
+    """Written here, on the host's /proc and credentials; inherited by the init."""
+    process = context.spec.process
+    if process is None or process.oom_score_adj is None:
+        return
+    try:
+        with open("/proc/self/oom_score_adj", "w", encoding="ascii") as handle:
+            handle.write(str(process.oom_score_adj))
+    except OSError as exc:
+        raise SyscallError("write oom_score_adj", str(process.oom_score_adj),
+                           exc.errno or 0) from exc
+
+
+def _enter_user_namespace(context: LaunchContext) -> None:
+    sys = context.sys
+    if "user" in context.joined_fds:
+        namespaces.join(sys, context.joined_fds, ("user",))
+    elif context.namespaces.new_user:
+        sys.unshare(CLONE_NEWUSER)
+        context.to_parent.send(USERNS)
+        context.from_parent.expect(MAPPED)
+    else:
+        context.from_parent.close()
+        return
+    context.from_parent.close()
+    sys.setresgid(0)
+    sys.setresuid(0)
+
+
+def _loopback_up(context: LaunchContext) -> None:
+    """runc brings ``lo`` up in every network namespace it creates."""
+    if context.namespaces.creates("network"):
+        context.sys.loopback_up()
+
+
+def _fork_init(context: LaunchContext) -> None:
+    pid = os.fork()
+    if pid == 0:
+        init.run(context)
+    context.to_parent.send(INIT_PID, pid=pid)

@@ -1,0 +1,101 @@
+"""The messages between ``create`` (the parent), the intermediate and the init.
+
+::
+
+  parent (pyruntime create)        intermediate (host pid ns)          init (PID 1)
+  -------------------------        --------------------------          ------------
+  fork ─────────────────────────▶  oom_score_adj, non-dumpable
+                                   setns(user) or unshare(NEWUSER)
+                ◀──── USERNS ────  (only for a new user namespace)
+  write uid_map, gid_map
+                ──── MAPPED ────▶  setresuid/gid(0) in the new namespace
+                                   setns(joined namespaces), unshare(the others)
+                                   lo up in a new network namespace
+                                   fork ─────────────────────────────▶ (same pipes)
+                ◀──── INIT_PID ──  _exit(0)
+  reap the intermediate                                                rootfs, pivot_root,
+                                                                       hostname, limits, user,
+                                                                       capabilities, ...
+                ◀──────────────────────────────────────── READY ────
+  write state.json, --pid-file;                                        read(exec.fifo) blocks
+  exit 0 (init now belongs to                                          until ``start`` writes;
+  the caller's subreaper)                                              execve(process.args)
+
+  Any stage, instead:   ◀── ERROR {stage, message} ──  and the child _exits(1).
+  The parent sees EOF if every child died without a word.
+
+Messages are single-line JSON objects on pipes (each write is under PIPE_BUF,
+so it is atomic); the set is closed: ``expect`` raises on anything else.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pyruntime import jsonio
+from pyruntime.errors import ChildError
+
+USERNS = "userns"
+MAPPED = "mapped"
+INIT_PID = "init_pid"
+READY = "ready"
+ERROR = "error"
+MESSAGES = frozenset({USERNS, MAPPED, INIT_PID, READY, ERROR})
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+class Channel:
+    """One direction of the protocol: a pipe we read or a pipe we write."""
+
+    __slots__ = ("read_fd", "write_fd", "_buffer")
+
+    def __init__(self, read_fd: int = -1, write_fd: int = -1) -> None:
+        self.read_fd = read_fd
+        self.write_fd = write_fd
+        self._buffer = b""
+
+    def send(self, kind: str, **fields: Any) -> None:
+        assert kind in MESSAGES, kind
+        line = jsonio.dumps({"type": kind, **fields}).encode() + b"\n"
+        os.write(self.write_fd, line)
+
+    def receive(self) -> dict[str, Any] | None:
+        """The next message, or ``None`` at EOF (every writer is gone)."""
+        while b"\n" not in self._buffer:
+            chunk = os.read(self.read_fd, 65536)
+            if not chunk:
+                return None
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        message = jsonio.loads(line)
+        if not isinstance(message, dict) or message.get("type") not in MESSAGES:
+            raise ChildError("sync", f"unexpected message {line[:80]!r}")
+        return message
+
+    def expect(self, kind: str) -> dict[str, Any]:
+        """The next message, which must be ``kind``; an ERROR becomes ChildError."""
+        message = self.receive()
+        if message is None:
+            raise ChildError("sync", f"expected {kind}, but the other side is gone")
+        if message["type"] == ERROR:
+            raise ChildError(str(message.get("stage", "")), str(message.get("message", "")))
+        if message["type"] != kind:
+            raise ChildError("sync", f"expected {kind}, got {message['type']}")
+        return message
+
+    def close(self) -> None:
+        for fd in (self.read_fd, self.write_fd):
+            if fd >= 0:
+                os.close(fd)
+        self.read_fd = self.write_fd = -1
+
+
+def pipe_pair() -> tuple[Channel, Channel, Channel, Channel]:
+    """(parent reads, child writes, parent writes, child reads), all close-on-exec."""
+    up_read, up_write = os.pipe2(os.O_CLOEXEC)
+    down_read, down_write = os.pipe2(os.O_CLOEXEC)
+    return Channel(read_fd=up_read), Channel(write_fd=up_write), \
+        Channel(write_fd=down_write), Channel(read_fd=down_read)
