@@ -235,13 +235,13 @@ def _create_device(context: RootfsContext, path: str, kind: int, major: int, min
             os.unlink(name, dir_fd=parent_fd)
         if context.in_user_namespace:
             _bind_host_device(context, parent_fd, name, path)
-        else:
-            try:
-                os.mknod(name, kind | (mode & 0o7777), os.makedev(major, minor), dir_fd=parent_fd)
-            except OSError as exc:
-                raise SyscallError("mknod", path, exc.errno or 0) from exc
+            return
+        try:
+            os.mknod(name, kind | (mode & 0o7777), os.makedev(major, minor), dir_fd=parent_fd)
             os.chmod(name, mode & 0o7777, dir_fd=parent_fd, follow_symlinks=False)
-        os.chown(name, uid, gid, dir_fd=parent_fd, follow_symlinks=False)
+            os.chown(name, uid, gid, dir_fd=parent_fd, follow_symlinks=False)
+        except OSError as exc:
+            raise SyscallError("mknod", path, exc.errno or 0) from exc
     finally:
         os.close(parent_fd)
 

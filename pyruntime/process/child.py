@@ -31,6 +31,9 @@ def run_steps(steps: Sequence[tuple[str, Callable[[], object]]], report: Channel
         status = 0
     except PyRuntimeError as exc:
         _report(report, stage, str(exc))
+    except OSError as exc:  # a plain file operation of a step
+        where = f" {exc.filename}" if exc.filename else ""
+        _report(report, stage, f"{os.strerror(exc.errno or 0).lower()}{where}")
     except BaseException as exc:  # a bug: still data for the parent, never a traceback here
         _report(report, stage, f"internal error: {type(exc).__name__}: {exc}")
     finally:
