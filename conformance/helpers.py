@@ -50,11 +50,9 @@ def clause(spec_file: str, text: str) -> pytest.MarkDecorator:
     every quote really occurs in the spec text.  The level (MUST, SHOULD, ...)
     is derived from the quote.
     """
-    level = "MUST"
-    for word in ("MUST NOT", "MUST", "SHOULD NOT", "SHOULD", "MAY"):
-        if word in text:
-            level = word
-            break
+    found = [(text.find(w), -len(w), w) for w in ("MUST NOT", "MUST", "SHOULD NOT", "SHOULD",
+                                                   "MAY") if w in text]
+    level = min(found)[2] if found else "MUST"  # the first keyword of the quote
     return pytest.mark.clause(file=spec_file, text=text, level=level)
 
 
@@ -378,7 +376,8 @@ class Runtime:
         if not r.ok:
             return None
         try:
-            return json.loads(r.stdout).get("status")
+            status = json.loads(r.stdout).get("status")
+            return status if isinstance(status, str) else None
         except (json.JSONDecodeError, AttributeError):
             return None
 

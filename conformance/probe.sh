@@ -9,6 +9,7 @@
 #
 # Arguments: sysctl names (dotted) whose value should be reported.
 p=/proc/$$
+sysctls="$*"
 
 while IFS= read -r line; do
     case "$line" in
@@ -31,8 +32,10 @@ for n in $p/ns/*; do echo "ns.${n##*/}=$(readlink "$n")"; done
 while IFS= read -r l; do echo "mount=$l"; done < $p/mountinfo
 for f in $p/fd/*; do echo "fd=${f##*/} $(readlink "$f")"; done
 read -r o < $p/oom_score_adj && echo "oom_score_adj=$o"
-for s in "$@"; do
+for s in $sysctls; do
     f=/proc/sys/$(echo "$s" | tr . /)
-    if read -r v < "$f"; then echo "sysctl.$s=$v"; else echo "sysctl.$s=<unreadable>"; fi
+    v="<unreadable>"
+    [ -r "$f" ] && read -r v < "$f"   # read may return 1 at EOF of proc files
+    echo "sysctl.$s=$v"
 done
 echo "probe=done"

@@ -393,7 +393,8 @@ class Hooks:
         assert p.exists(), f"hook {name} did not run (log: {self.log()})"
         text = p.read_text()
         try:
-            return json.loads(text)
+            state: dict[str, Any] = json.loads(text)
+            return state
         except json.JSONDecodeError:
             raise AssertionError(f"hook {name} got no JSON state on stdin: {text!r}") from None
 
@@ -548,12 +549,12 @@ def test_hook_args_and_env(rt: Runtime, bundle: MakeBundle) -> None:
     b = bundle(SLEEP)
     h = Hooks(b)
     h.add("createRuntime", env=["CONF_HOOK=yes", "PATH=/usr/bin:/bin"])
-    b.config["hooks"]["createRuntime"][0]["args"].append("extra arg")
+    b.config["hooks"]["createRuntime"][0]["args"] += ["", "extra arg"]
     cid = new_id()
     r = rt.create(cid, b, preexec=lambda: os.environ.__setitem__("CONF_LEAK", "1"))
     assert r.ok, f"create failed:\n{r}"
     args = (b.out / "args-createRuntime").read_text().strip()
-    assert args == f"createRuntime {b.out} 0 extra arg", args
+    assert args == f"createRuntime {b.out} 0  extra arg", args
     env = (b.out / "env-createRuntime").read_text().splitlines()
     assert "CONF_HOOK=yes" in env, env
     assert "CONF_LEAK=1" not in env, "the runtime's own environment leaked into the hook"

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
 from conformance.helpers import (Bundle, MountInfo, Runtime, clause, container_cgroup_file,
-                                 new_id, ns_inode, run_probe, spawn_ns_holder)
+                                 make_bundle, new_id, ns_inode, run_probe, spawn_ns_holder)
 
 MakeBundle = Callable[..., Bundle]
 SLEEP = ["/bin/sleep", "300"]
@@ -81,6 +83,8 @@ def test_namespace_inherited(rt: Runtime, bundle: MakeBundle, ns: str) -> None:
     (mount is not checked: a wrapper may run the runtime in its own mount namespace.)"""
     b = bundle(SLEEP)
     set_namespaces(b, [t for t in ["pid", "ipc", "uts", "mount", "network"] if t != ns])
+    if ns == "uts":
+        del b.config["hostname"]  # a hostname needs a private UTS namespace
     _, pid = started_pid(rt, b)
     f = NS_FILE[ns]
     assert ns_inode(pid, f) == ns_inode("self", f), f"container got a new {ns} namespace"
@@ -137,14 +141,24 @@ def test_namespace_duplicate_errors(rt: Runtime, bundle: MakeBundle) -> None:
 
 @clause("config-linux.md", "**`user`** the container will be able to remap user and group IDs "
         "from the host to local users and groups within the container.")
-def test_user_namespace_mappings(rt: Runtime, bundle: MakeBundle) -> None:
+def test_user_namespace_mappings(rt: Runtime, rootfs_template: Path) -> None:
     """A new user namespace with uidMappings/gidMappings: the maps are the configured ones
     and the process is uid 0 inside."""
-    b = bundle(SLEEP)
+    # The mapped root (host uid 200000) must be able to traverse the bundle path, and
+    # pytest's temp dirs are 0700: build this bundle under a world-traversable dir.
+    base = Path(tempfile.mkdtemp(prefix="conformance-userns-"))
+    os.chmod(base, 0o755)
+    try:
+        _check_user_namespace(rt, make_bundle(base, rootfs_template, SLEEP))
+    finally:
+        rt.cleanup()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _check_user_namespace(rt: Runtime, b: Bundle) -> None:
     b.config["linux"]["namespaces"].append({"type": "user"})
     b.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
     b.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
-    os.chmod(b.path, 0o755)
     _, pid = started_pid(rt, b)
     assert ns_inode(pid, "user") != ns_inode("self", "user")
     uid_map = Path(f"/proc/{pid}/uid_map").read_text().split()
@@ -313,8 +327,8 @@ def cgroup_value(pid: int, controller: str, names: list[str]) -> str:
                 f"(host layout; looked for {names})")
 
 
-@clause("config-linux.md", "**`linux.resources.pids`** (object, OPTIONAL) represents the pids "
-        "controller.")
+@clause("config-linux.md", "**`limit`** *(int64, OPTIONAL)* - specifies the maximum number of "
+        "tasks in the cgroup")
 def test_resources_pids_limit(rt: Runtime, bundle: MakeBundle) -> None:
     """resources.pids.limit 42 is the container cgroup's pids.max."""
     b = bundle(SLEEP)
@@ -323,7 +337,7 @@ def test_resources_pids_limit(rt: Runtime, bundle: MakeBundle) -> None:
     assert cgroup_value(pid, "pids", ["pids.max"]) == "42"
 
 
-@clause("config-linux.md", "**`limit`** *(int64, OPTIONAL)* - sets limit of memory usage in bytes")
+@clause("config-linux.md", "**`limit`** *(int64, OPTIONAL)* - sets limit of memory usage")
 def test_resources_memory_limit(rt: Runtime, bundle: MakeBundle) -> None:
     """resources.memory.limit 64 MiB is the container cgroup's memory limit."""
     b = bundle(SLEEP)

@@ -444,7 +444,7 @@ def test_delete_removes_cgroup(rt: Runtime, bundle: MakeBundle) -> None:
     cid, _ = running(rt, bundle)
     pid = rt.state(cid)["pid"]
     procs = container_cgroup_file(pid, "pids", "cgroup.procs")
-    if procs is None or procs.parent == Path(procs.parts[0]):
+    if procs is None:
         pytest.skip("container cgroup not visible from the host")
     own = container_cgroup_file(os.getpid(), "pids", "cgroup.procs")
     if own is not None and own.parent == procs.parent:

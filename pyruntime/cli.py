@@ -92,11 +92,21 @@ NOT_YET = ("exec", "features", "ps", "pause", "resume", "update", "events", "che
 
 
 class Parsed:
-    __slots__ = ("values", "args")
+    """A subcommand's flags and arguments, and the way to warn (runtime.md "Warnings")."""
 
-    def __init__(self, values: dict[str, object], args: list[str]) -> None:
+    __slots__ = ("values", "args", "logger", "command")
+
+    def __init__(self, values: dict[str, object], args: list[str], logger: Logger | None = None,
+                 command: str = "") -> None:
         self.values = values
         self.args = args
+        self.logger = logger
+        self.command = command
+
+    def warn(self, message: str) -> None:
+        if self.logger is not None:
+            self.logger.write("warning", message)
+        sys.stderr.write(f"{self.command}: warning: {message}\n")
 
     def text(self, name: str) -> str:
         return str(self.values[name])
@@ -232,5 +242,5 @@ def dispatch(name: str, argv: list[str], root: str, logger: Logger) -> int:
     import importlib
 
     module = importlib.import_module(f"pyruntime.commands.{name}")
-    status: int = module.run(Parsed(values, args), root)
+    status: int = module.run(Parsed(values, args, logger, name), root)
     return status

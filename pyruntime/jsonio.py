@@ -55,7 +55,8 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-_scan_once: Callable[[str, int], tuple[Any, int]] = _json.make_scanner(_DecoderContext())
+_scan_once: Callable[[str, int], tuple[Any, int]] = _json.make_scanner(
+    _DecoderContext())  # type: ignore[arg-type]
 
 
 def _position(text: str, index: int) -> str:

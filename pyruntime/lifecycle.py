@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 
 from pyruntime import OCI_VERSION, namespaces, state
-from pyruntime.errors import NotFoundError, PyRuntimeError, StateError, SyscallError
+from pyruntime.errors import (ChildError, HookError, NotFoundError, PyRuntimeError, StateError,
+                              SyscallError)
 from pyruntime.procfs import ProcFS
 from pyruntime.state import ContainerDir, State, StateStore
 
@@ -68,8 +69,12 @@ class Runtime:
         folder = self.store.claim(container_id)
         try:
             return self._create_in(folder, spec, options)
-        except BaseException:
+        except BaseException as exc:
             folder.remove()
+            if isinstance(exc, HookError):  # runtime.md: a failed create hook goes on at step 12
+                record = State(container_id, state.STOPPED, spec.bundle, spec.root_path,
+                               spec.annotations, hooks=spec.raw.get("hooks"))
+                self._run_poststop(record)
             raise
         finally:
             folder.close()
@@ -78,16 +83,17 @@ class Runtime:
         from pyruntime.process import parent
 
         record = State(folder.id, state.CREATING, spec.bundle, spec.root_path,
-                       spec.annotations, owner=os.getuid())
+                       spec.annotations, owner=os.getuid(), hooks=spec.raw.get("hooks"))
         folder.write_state(record)
-        os.mkfifo(folder.fifo_path, 0o600)
-        fifo_fd = os.open(folder.fifo_path, os.O_RDWR | os.O_CLOEXEC)
-        context, from_children, to_children = _launch_context(spec, options, fifo_fd, folder,
-                                                              self.syscalls)
+        fifo_fd, status_fd = (_make_fifo(folder.fifo_path), _make_fifo(folder.status_path))
+        context, from_children, to_children = _launch_context(
+            spec, options, (fifo_fd, status_fd), folder, self.syscalls,
+            record.hook_state(state.CREATING, OCI_VERSION))
         try:
             running = parent.launch(context, from_children, to_children)
         finally:
             os.close(fifo_fd)
+            os.close(status_fd)
             namespaces.close_all(context.joined_fds)
         try:
             info = self.procfs.process(running.init_pid)
@@ -104,16 +110,40 @@ class Runtime:
 
     # --- start, kill, delete, state ---------------------------------------------
     def start(self, container_id: str) -> None:
+        """Release the init; it reports on exec.status until its exec (see process/sync.py).
+
+        A failing startContainer or poststart hook stops the container and makes
+        ``start`` fail; ``delete`` then finishes the lifecycle (poststop)."""
         folder = self.store.open(container_id)
         try:
             record = folder.read_state()
             status = self.store.current_status(folder, record, locked=True)
             after = state.check_transition("start", container_id, status)
-            _signal_start(folder, container_id)
-            record.status = after
-            folder.write_state(record)
+            try:
+                _release_init(folder, self.procfs, record)
+                record.status = after
+                folder.write_state(record)
+                self._run_poststart(record)
+            except BaseException:
+                self._kill_and_wait(record)
+                record.status = state.STOPPED
+                folder.write_state(record)
+                raise
         finally:
             folder.close()
+
+    def _run_poststart(self, record: State) -> None:
+        from pyruntime.hooks import hooks_of, run_hooks
+
+        hooks = hooks_of(record.hooks, "poststart")
+        if hooks:
+            run_hooks("poststart", hooks, record.hook_state(state.RUNNING, OCI_VERSION))
+
+    def _run_poststop(self, record: State) -> list[str]:
+        from pyruntime.hooks import hooks_of, run_poststop
+
+        hooks = hooks_of(record.hooks, "poststop")
+        return run_poststop(hooks, record.hook_state(state.STOPPED, OCI_VERSION)) if hooks else []
 
     def status_of(self, container_id: str) -> tuple[State, str]:
         folder = self.store.open(container_id, shared=True, wait=False)
@@ -156,12 +186,14 @@ class Runtime:
         else:
             send_signal(self.syscalls, self.procfs, record.pid, record.start_time, signal_number)
 
-    def delete(self, container_id: str, force: bool = False) -> None:
+    def delete(self, container_id: str, force: bool = False) -> list[str]:
+        """Destroy the container, then run poststop hooks; their failures are the
+        warnings returned (runtime.md: they must not stop the lifecycle)."""
         folder = self.store.open(container_id)
         try:
             if not folder.has_state():  # a create that died before its first write
                 folder.remove()
-                return
+                return []
             record = folder.read_state()
             status = self.store.current_status(folder, record, locked=True)
             state.check_transition("delete --force" if force else "delete", container_id, status)
@@ -170,6 +202,7 @@ class Runtime:
             folder.remove()
         finally:
             folder.close()
+        return self._run_poststop(record)
 
     def _kill_and_wait(self, record: State) -> None:
         from pyruntime.signalling import signal_namespace, wait_gone
@@ -186,23 +219,43 @@ def _check_preserved_fds(count: int) -> None:
             raise PyRuntimeError(f"--preserve-fds: descriptor {fd} is not open") from exc
 
 
-def _signal_start(folder: ContainerDir, container_id: str) -> None:
-    """One byte into exec.fifo releases the init; no reader means it is gone."""
+def _make_fifo(path: str) -> int:
+    """A FIFO held open read-write by the init: opening it so never blocks."""
+    os.mkfifo(path, 0o600)
+    return os.open(path, os.O_RDWR | os.O_CLOEXEC)
+
+
+def _release_init(folder: ContainerDir, procfs: ProcFS, record: State) -> None:
+    """One byte into exec.fifo releases the init; exec.status then tells how it went."""
+    from pyruntime.process.sync import Channel, ERROR
+
+    status_fd = os.open(folder.status_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        fd = os.open(folder.fifo_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        raise StateError("cannot start a container that has stopped") from exc
-    try:
-        os.write(fd, b"0")
-    except OSError as exc:
-        raise SyscallError("write", "exec.fifo", exc.errno or 0) from exc
+        os.set_blocking(status_fd, True)
+        try:
+            fd = os.open(folder.fifo_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:  # ENXIO: no reader, the init is gone
+            raise StateError("cannot start a container that has stopped") from exc
+        try:
+            os.write(fd, b"0")
+        except OSError as exc:
+            raise SyscallError("write", "exec.fifo", exc.errno or 0) from exc
+        finally:
+            os.close(fd)
+        os.unlink(folder.fifo_path)
+        report = Channel(read_fd=status_fd).receive()
     finally:
-        os.close(fd)
-    os.unlink(folder.fifo_path)
+        os.close(status_fd)
+    os.unlink(folder.status_path)
+    if report is not None and report["type"] == ERROR:
+        raise ChildError(str(report.get("stage", "")), str(report.get("message", "")))
+    if not procfs.is_alive(record.pid, record.start_time):
+        raise StateError("container init exited before it could exec the process")
 
 
-def _launch_context(spec: Spec, options: CreateOptions, fifo_fd: int, folder: ContainerDir,
-                    syscalls: LinuxSyscalls) -> tuple[LaunchContext, Channel, Channel]:
+def _launch_context(spec: Spec, options: CreateOptions, fifos: tuple[int, int],
+                    folder: ContainerDir, syscalls: LinuxSyscalls, hook_state: dict[str, object]
+                    ) -> tuple[LaunchContext, Channel, Channel]:
     """Decide everything the children will do, before any fork."""
     from pyruntime.cgroupfs import host_hierarchies
     from pyruntime.plan.capabilities import plan_capabilities
@@ -220,8 +273,9 @@ def _launch_context(spec: Spec, options: CreateOptions, fifo_fd: int, folder: Co
     context = LaunchContext(
         spec, syscalls, mounts, namespace_plan, namespaces.open_joined(namespace_plan),
         plan_capabilities(spec.process.capabilities),
-        host_hierarchies() if needs_cgroups else [], fifo_fd, options.no_pivot, preserved,
-        extra_env, to_parent, from_parent, [folder.fd])
+        host_hierarchies() if needs_cgroups else [], fifos[0], fifos[1], options.no_pivot,
+        preserved, extra_env, to_parent, from_parent, [folder.fd],
+        {key: value for key, value in hook_state.items() if key not in ("pid", "status")})
     return context, from_children, to_children
 
 

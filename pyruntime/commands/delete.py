@@ -12,8 +12,11 @@ if TYPE_CHECKING:
 
 def run(parsed: Parsed, root: str) -> int:
     try:
-        Runtime(root).delete(parsed.args[0], parsed.flag("force"))
+        warnings = Runtime(root).delete(parsed.args[0], parsed.flag("force"))
     except NotFoundError:
         if not parsed.flag("force"):  # runc: deleting what is gone with --force is fine
             raise
+        return 0
+    for warning in warnings:
+        parsed.warn(warning)
     return 0

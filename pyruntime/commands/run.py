@@ -7,7 +7,7 @@ container (unless ``--keep``).  ``--detach`` returns right after ``start``.
 
 from __future__ import annotations
 
-import _signal
+import _signal  # type: ignore[import-not-found]  # `signal` costs 10 ms (enums)
 import os
 
 from pyruntime.commands.create import options_from
@@ -35,7 +35,8 @@ def run(parsed: Parsed, root: str) -> int:
         _signal.signal(number, lambda signum, frame: _forward(created.pid, signum))
     status = _wait_for(created.pid)
     if not parsed.flag("keep"):
-        runtime.delete(container_id, force=True)
+        for warning in runtime.delete(container_id, force=True):
+            parsed.warn(warning)
     return status
 
 

@@ -19,14 +19,15 @@ if TYPE_CHECKING:
 
 class LaunchContext:
     __slots__ = ("spec", "sys", "mounts", "namespaces", "joined_fds", "capabilities",
-                 "hierarchies", "fifo_fd", "no_pivot", "preserved_fds", "extra_env",
-                 "to_parent", "from_parent", "parent_only_fds")
+                 "hierarchies", "fifo_fd", "status_fd", "no_pivot", "preserved_fds",
+                 "extra_env", "to_parent", "from_parent", "parent_only_fds", "state")
 
     def __init__(self, spec: Spec, sys: LinuxSyscalls, mounts: list[MountOp],
                  namespaces: NamespacePlan, joined_fds: dict[str, int],
                  capabilities: CapabilityPlan | None, hierarchies: list[Hierarchy],
-                 fifo_fd: int, no_pivot: bool, preserved_fds: int, extra_env: list[str],
-                 to_parent: Channel, from_parent: Channel, parent_only_fds: list[int]) -> None:
+                 fifo_fd: int, status_fd: int, no_pivot: bool, preserved_fds: int,
+                 extra_env: list[str], to_parent: Channel, from_parent: Channel,
+                 parent_only_fds: list[int], state: dict[str, object]) -> None:
         self.spec = spec
         self.sys = sys
         self.mounts = mounts
@@ -35,12 +36,22 @@ class LaunchContext:
         self.capabilities = capabilities
         self.hierarchies = hierarchies
         self.fifo_fd = fifo_fd  # exec.fifo, opened O_RDWR: init reads one byte from it
+        self.status_fd = status_fd  # exec.status, O_RDWR: closes at exec, or carries an ERROR
         self.no_pivot = no_pivot
         self.preserved_fds = preserved_fds  # fds 3 .. 3+N-1 reach the process
         self.extra_env = extra_env  # LISTEN_FDS/LISTEN_PID when passed through
         self.to_parent = to_parent
         self.from_parent = from_parent
         self.parent_only_fds = parent_only_fds  # e.g. the state lock: a child must drop it
+        self.state = state  # the OCI state for hooks, without pid and status
+
+    def hook_state(self, pid: int, status: str) -> dict[str, object]:
+        return {**self.state, "pid": pid, "status": status}
+
+    @property
+    def has_create_runtime_hooks(self) -> bool:
+        hooks = self.spec.raw.get("hooks") or {}
+        return bool(hooks.get("prestart") or hooks.get("createRuntime"))
 
     @property
     def in_user_namespace(self) -> bool:

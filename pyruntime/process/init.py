@@ -9,13 +9,13 @@ close-on-exec, so the user's process gets only 0-2 and the preserved ones.
 
 from __future__ import annotations
 
-import _signal
+import _signal  # type: ignore[import-not-found]  # `signal` costs 10 ms (enums)
 import os
 
 from pyruntime import credentials, rootfs
 from pyruntime.errors import ChildError, SyscallError
 from pyruntime.process.child import run_steps
-from pyruntime.process.sync import READY
+from pyruntime.process.sync import CREATE_HOOKS, HOOKS_DONE, READY
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -53,6 +53,8 @@ def steps(context: LaunchContext, root: RootfsContext) -> list[tuple[str, Callab
         ("mount", lambda: rootfs.mount_all(root)),
         ("create devices", lambda: rootfs.create_devices(root)),
         ("create /dev links", lambda: rootfs.create_dev_links(root)),
+        ("createRuntime hooks", lambda: _wait_for_create_runtime_hooks(context)),
+        ("createContainer hooks", lambda: _run_hooks(context, "createContainer", "creating")),
         ("pivot_root", lambda: (rootfs.move_root if context.no_pivot else rootfs.pivot_root)(root)),
         ("readonly paths", lambda: rootfs.make_readonly_paths(root)),
         ("mask paths", lambda: rootfs.mask_paths(root)),
@@ -71,6 +73,7 @@ def steps(context: LaunchContext, root: RootfsContext) -> list[tuple[str, Callab
         ("close descriptors", lambda: _close_descriptors(context)),
         ("report ready", lambda: _report_ready(context)),
         ("wait for start", lambda: _wait_for_start(context)),
+        ("startContainer hooks", lambda: _run_hooks(context, "startContainer", "created")),
         ("exec", lambda: _exec(context, executable[0])),
     ]
 
@@ -135,9 +138,27 @@ def _close_descriptors(context: LaunchContext) -> None:
         os.set_inheritable(fd, True)
 
 
+def _wait_for_create_runtime_hooks(context: LaunchContext) -> None:
+    """The parent runs prestart and createRuntime now: mounts done, no pivot yet."""
+    if context.has_create_runtime_hooks:
+        context.to_parent.send(CREATE_HOOKS)
+        context.from_parent.expect(HOOKS_DONE)
+    context.from_parent.close()
+
+
+def _run_hooks(context: LaunchContext, kind: str, status: str) -> None:
+    """In the container's namespaces; the state's pid is ours as the container sees it."""
+    from pyruntime.hooks import hooks_of, run_hooks
+
+    hooks = hooks_of(context.spec.raw.get("hooks"), kind)
+    if hooks:
+        run_hooks(kind, hooks, context.hook_state(os.getpid(), status))
+
+
 def _report_ready(context: LaunchContext) -> None:
+    """After READY nobody reads the sync pipe: failures go to exec.status, for ``start``."""
     context.to_parent.send(READY)
-    context.to_parent.close()
+    context.to_parent.redirect(context.status_fd)
 
 
 def _wait_for_start(context: LaunchContext) -> None:

@@ -19,6 +19,7 @@ from pyruntime.process.sync import INIT_PID, MAPPED, USERNS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import NoReturn
 
     from pyruntime.process.context import LaunchContext
@@ -28,7 +29,7 @@ def run(context: LaunchContext) -> NoReturn:
     run_steps(steps(context), context.to_parent)
 
 
-def steps(context: LaunchContext) -> list[tuple[str, object]]:
+def steps(context: LaunchContext) -> list[tuple[str, Callable[[], object]]]:
     return [
         ("drop parent descriptors", lambda: _close_parent_fds(context)),
         ("set non-dumpable", lambda: credentials.set_dumpable(context.sys, False)),
@@ -69,9 +70,7 @@ def _enter_user_namespace(context: LaunchContext) -> None:
         context.to_parent.send(USERNS)
         context.from_parent.expect(MAPPED)
     else:
-        context.from_parent.close()
         return
-    context.from_parent.close()
     sys.setresgid(0)
     sys.setresuid(0)
 
@@ -86,4 +85,5 @@ def _fork_init(context: LaunchContext) -> None:
     pid = os.fork()
     if pid == 0:
         init.run(context)
+    context.from_parent.close()  # the init's now, for HOOKS_DONE
     context.to_parent.send(INIT_PID, pid=pid)

@@ -12,7 +12,7 @@ import os
 
 from pyruntime.errors import ChildError, PyRuntimeError, SyscallError
 from pyruntime.process import intermediate
-from pyruntime.process.sync import INIT_PID, MAPPED, READY, USERNS
+from pyruntime.process.sync import CREATE_HOOKS, HOOKS_DONE, INIT_PID, MAPPED, READY, USERNS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -54,9 +54,15 @@ class Launch:
             channel.expect(USERNS)
             write_id_maps(self.context, self.intermediate_pid)
             self._to_children.send(MAPPED)
-        self._to_children.close()
+        if not self.context.has_create_runtime_hooks:
+            self._to_children.close()
         self.init_pid = int(channel.expect(INIT_PID)["pid"])
         self._reap_intermediate()
+        if self.context.has_create_runtime_hooks:
+            channel.expect(CREATE_HOOKS)
+            run_create_runtime_hooks(self.context, self.init_pid)
+            self._to_children.send(HOOKS_DONE)
+            self._to_children.close()
         channel.expect(READY)
         channel.close()
         return self.init_pid
@@ -80,6 +86,15 @@ class Launch:
         self.init_pid = self.intermediate_pid = 0
         self._from_children.close()
         self._to_children.close()
+
+
+def run_create_runtime_hooks(context: LaunchContext, init_pid: int) -> None:
+    """prestart then createRuntime: in our (the runtime's) namespaces, before pivot_root."""
+    from pyruntime.hooks import hooks_of, run_hooks
+
+    state = context.hook_state(init_pid, "creating")
+    for kind in ("prestart", "createRuntime"):
+        run_hooks(kind, hooks_of(context.spec.raw.get("hooks"), kind), state)
 
 
 def write_id_maps(context: LaunchContext, pid: int) -> None:

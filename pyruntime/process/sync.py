@@ -2,30 +2,42 @@
 
 ::
 
-  parent (pyruntime create)        intermediate (host pid ns)          init (PID 1)
-  -------------------------        --------------------------          ------------
-  fork ─────────────────────────▶  oom_score_adj, non-dumpable
-                                   setns(user) or unshare(NEWUSER)
-                ◀──── USERNS ────  (only for a new user namespace)
+  parent (pyruntime create)       intermediate (host pid ns)     init (PID 1)
+  -------------------------       --------------------------     ------------
+  fork ────────────────────────▶  oom_score_adj, non-dumpable
+                                  setns(user) or unshare(NEWUSER)
+              ◀──── USERNS ─────  (only for a new user namespace)
   write uid_map, gid_map
-                ──── MAPPED ────▶  setresuid/gid(0) in the new namespace
-                                   setns(joined namespaces), unshare(the others)
-                                   lo up in a new network namespace
-                                   fork ─────────────────────────────▶ (same pipes)
-                ◀──── INIT_PID ──  _exit(0)
-  reap the intermediate                                                rootfs, pivot_root,
-                                                                       hostname, limits, user,
-                                                                       capabilities, ...
-                ◀──────────────────────────────────────── READY ────
-  write state.json, --pid-file;                                        read(exec.fifo) blocks
-  exit 0 (init now belongs to                                          until ``start`` writes;
-  the caller's subreaper)                                              execve(process.args)
+              ───── MAPPED ────▶  setresuid/gid(0) in the new namespace
+                                  setns(joined), unshare(the others)
+                                  lo up in a new network namespace
+                                  fork ────────────────────────▶ (same pipes)
+              ◀──── INIT_PID ───  _exit(0)
+  reap the intermediate                                          mounts, /dev
+              ◀──────────────────────────────── CREATE_HOOKS ──  (only with prestart or
+  prestart, createRuntime hooks                                   createRuntime hooks)
+              ───── HOOKS_DONE ──────────────────────────────▶
+                                                                 createContainer hooks,
+                                                                 pivot_root, hostname, limits,
+                                                                 user, capabilities, ...
+              ◀─────────────────────────────────────── READY ──
+  write state.json, --pid-file;                                  read(exec.fifo) blocks
+  exit 0 (the init now belongs
+  to the caller's subreaper)
 
-  Any stage, instead:   ◀── ERROR {stage, message} ──  and the child _exits(1).
+  Any stage, instead:  ◀── ERROR {stage, message} ──  and that child _exits(1).
   The parent sees EOF if every child died without a word.
 
-Messages are single-line JSON objects on pipes (each write is under PIPE_BUF,
-so it is atomic); the set is closed: ``expect`` raises on anything else.
+  start                                               init
+  -----                                               ----
+  open exec.status to read; write "0" to exec.fifo ─▶ startContainer hooks, execve
+  read exec.status to EOF:                            exec.status is close-on-exec, so a
+    nothing: the process runs -> poststart hooks      successful exec closes it; a failure
+    ◀── ERROR {stage, message} ──                     is written there first, then _exit(1)
+
+Messages are single-line JSON objects on pipes, each write at most PIPE_BUF
+bytes so that it is atomic; the set is closed: ``receive`` raises on
+anything else.
 """
 
 from __future__ import annotations
@@ -38,9 +50,12 @@ from pyruntime.errors import ChildError
 USERNS = "userns"
 MAPPED = "mapped"
 INIT_PID = "init_pid"
+CREATE_HOOKS = "create_hooks"
+HOOKS_DONE = "hooks_done"
 READY = "ready"
 ERROR = "error"
-MESSAGES = frozenset({USERNS, MAPPED, INIT_PID, READY, ERROR})
+MESSAGES = frozenset({USERNS, MAPPED, INIT_PID, CREATE_HOOKS, HOOKS_DONE, READY, ERROR})
+PIPE_BUF = 4096
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -59,7 +74,7 @@ class Channel:
 
     def send(self, kind: str, **fields: Any) -> None:
         assert kind in MESSAGES, kind
-        line = jsonio.dumps({"type": kind, **fields}).encode() + b"\n"
+        line = encode_message(kind, fields)
         os.write(self.write_fd, line)
 
     def receive(self) -> dict[str, Any] | None:
@@ -70,7 +85,10 @@ class Channel:
                 return None
             self._buffer += chunk
         line, _, self._buffer = self._buffer.partition(b"\n")
-        message = jsonio.loads(line)
+        try:
+            message = jsonio.loads(line)
+        except jsonio.JSONError as exc:
+            raise ChildError("sync", f"malformed message {line[:80]!r}") from exc
         if not isinstance(message, dict) or message.get("type") not in MESSAGES:
             raise ChildError("sync", f"unexpected message {line[:80]!r}")
         return message
@@ -86,11 +104,25 @@ class Channel:
             raise ChildError("sync", f"expected {kind}, got {message['type']}")
         return message
 
+    def redirect(self, write_fd: int) -> None:
+        """Send from now on to ``write_fd`` (the init's reports go to exec.status after READY)."""
+        self.close()
+        self.write_fd = write_fd
+
     def close(self) -> None:
         for fd in (self.read_fd, self.write_fd):
             if fd >= 0:
                 os.close(fd)
         self.read_fd = self.write_fd = -1
+
+
+def encode_message(kind: str, fields: dict[str, Any]) -> bytes:
+    """One line, cut to fit PIPE_BUF: a long error message loses its tail, not its atomicity."""
+    line = jsonio.dumps({"type": kind, **fields}).encode() + b"\n"
+    while len(line) > PIPE_BUF and isinstance(fields.get("message"), str):
+        fields = {**fields, "message": fields["message"][: len(fields["message"]) // 2] + "..."}
+        line = jsonio.dumps({"type": kind, **fields}).encode() + b"\n"
+    return line
 
 
 def pipe_pair() -> tuple[Channel, Channel, Channel, Channel]:

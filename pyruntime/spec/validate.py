@@ -28,7 +28,6 @@ SUPPORTED_MINORS = range(0, 4)
 
 # (JSON path, where to find it) of spec fields that are refused for now
 UNSUPPORTED: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("hooks", ("hooks",)),
     ("process.apparmorProfile", ("process", "apparmorProfile")),
     ("process.selinuxLabel", ("process", "selinuxLabel")),
     ("process.scheduler", ("process", "scheduler")),
@@ -156,9 +155,28 @@ def check_paths(spec: Spec) -> None:
             raise ConfigError(f"linux.devices[{index}].path", "must be a path under /dev")
 
 
+# hook kinds whose path resolves in the runtime's namespaces: checkable at create
+_RUNTIME_PATH_HOOKS = ("prestart", "createRuntime", "createContainer", "poststart", "poststop")
+
+
+def check_hooks(spec: Spec) -> None:
+    for kind, entries in (spec.raw.get("hooks") or {}).items():
+        for index, hook in enumerate(entries if isinstance(entries, list) else ()):
+            field = f"hooks.{kind}[{index}]"
+            path = hook.get("path", "")
+            if not path.startswith("/"):
+                raise ConfigError(f"{field}.path", "must be an absolute path")
+            if kind in _RUNTIME_PATH_HOOKS and not (os.path.isfile(path)
+                                                    and os.access(path, os.X_OK)):
+                raise ConfigError(f"{field}.path", f"{path} is not an executable file")
+            timeout = hook.get("timeout")
+            if timeout is not None and timeout <= 0:
+                raise ConfigError(f"{field}.timeout", "must be greater than zero")
+
+
 CHECKS: tuple[Callable[[Spec], None], ...] = (
     check_version, check_unsupported, check_root, check_process, check_namespaces,
-    check_mounts, check_paths,
+    check_mounts, check_paths, check_hooks,
 )
 
 

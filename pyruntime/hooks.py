@@ -1,0 +1,113 @@
+"""Lifecycle hooks: run one hook kind, state JSON on stdin, with its timeout.
+
+Where and when each kind runs (runtime.md "Lifecycle", config.md "Hooks"):
+
+  prestart, createRuntime  create, in the parent (runtime namespace), after the
+                           init has built the mounts and before its pivot_root
+  createContainer          create, in the init (container namespaces), before pivot_root
+  startContainer           start, in the init after pivot_root, before the exec
+  poststart                start, in the ``start`` process, after the exec
+  poststop                 delete, after the container is destroyed
+
+A failing hook raises ``HookError`` naming the kind and the path; the callers
+decide what a failure means (poststop failures are only warnings).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from pyruntime import jsonio
+from pyruntime.errors import HookError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
+HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
+              "poststop")
+SIGKILL = 9
+
+
+class Hook:
+    __slots__ = ("path", "args", "env", "timeout")
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.path: str = raw["path"]
+        self.args: list[str] = list(raw.get("args") or [raw["path"]])
+        self.env: list[str] = list(raw.get("env", ()))
+        self.timeout: int | None = raw.get("timeout")
+
+
+def hooks_of(raw_hooks: dict[str, Any] | None, kind: str) -> list[Hook]:
+    return [Hook(entry) for entry in (raw_hooks or {}).get(kind, ())]
+
+
+def run_hooks(kind: str, hooks: Sequence[Hook], state: dict[str, object]) -> None:
+    """Run ``hooks`` in order; the first failure raises."""
+    if not hooks:
+        return
+    state_json = jsonio.dumps(state).encode()
+    for hook in hooks:
+        run_hook(kind, hook, state_json)
+
+
+def run_poststop(hooks: Sequence[Hook], state: dict[str, object]) -> list[str]:
+    """Every poststop hook runs; failures come back as warnings."""
+    warnings = []
+    state_json = jsonio.dumps(state).encode()
+    for hook in hooks:
+        try:
+            run_hook("poststop", hook, state_json)
+        except HookError as exc:
+            warnings.append(str(exc))
+    return warnings
+
+
+def run_hook(kind: str, hook: Hook, state_json: bytes) -> None:
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    try:
+        env = dict(entry.split("=", 1) for entry in hook.env if "=" in entry)
+        try:
+            pid = os.posix_spawn(hook.path, hook.args, env,
+                                 file_actions=[(os.POSIX_SPAWN_DUP2, read_end, 0)])
+        except OSError as exc:
+            raise HookError(f"{kind} hook {hook.path}: "
+                            f"{os.strerror(exc.errno or 0).lower()}") from exc
+        os.close(read_end)
+        read_end = -1
+        try:
+            os.write(write_end, state_json)
+        except BrokenPipeError:
+            pass  # a hook need not read its stdin
+        os.close(write_end)
+        write_end = -1
+        status = _wait(pid, hook.timeout)
+    finally:
+        for fd in (read_end, write_end):
+            if fd >= 0:
+                os.close(fd)
+    if status is None:
+        raise HookError(f"{kind} hook {hook.path}: timed out after {hook.timeout}s")
+    if status != 0:
+        raise HookError(f"{kind} hook {hook.path}: exited with status {status}")
+
+
+def _wait(pid: int, timeout: int | None) -> int | None:
+    """The exit code (negative for a signal), or None if it ran past ``timeout``."""
+    if timeout is None:
+        return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() >= deadline:
+            os.kill(pid, SIGKILL)
+            os.waitpid(pid, 0)
+            return None
+        time.sleep(delay)
+        delay = min(delay * 2, 0.02)
