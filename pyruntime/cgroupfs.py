@@ -55,7 +55,8 @@ def host_hierarchies(procfs: ProcFS | None = None) -> list[Hierarchy]:
         controllers = _controllers(mount.super_options) if mount.fstype == "cgroup" else ""
         key = frozenset(controllers.split(",")) if controllers else frozenset({""})
         own = own_by_set.get(key, "/")
-        relative = os.path.relpath(own, mount.root) if own.startswith(mount.root) else "."
+        inside = own == mount.root or own.startswith(mount.root.rstrip("/") + "/")
+        relative = os.path.relpath(own, mount.root) if inside else "."
         host_path = os.path.normpath(os.path.join(mount.mount_point, relative))
         result.append(Hierarchy(name, mount.fstype, controllers, host_path))
     return result

@@ -77,12 +77,16 @@ def loads(text: str | bytes) -> Any:
         value, end = _scan_once(text, start)
     except JSONError:
         raise
+    except RecursionError:
+        raise JSONError("nested too deeply") from None
     except (StopIteration, ValueError, SystemError):
         # Malformed input: the C scanner's errors need json.decoder, so let the
         # full package (slow to import, but only on this path) say what is wrong.
         raise _describe_syntax_error(text) from None
-    if text[end:].strip(_WHITESPACE):
-        raise JSONError(f"extra data at {_position(text, end)}")
+    rest = text[end:]
+    if rest.strip(_WHITESPACE):
+        extra = end + len(rest) - len(rest.lstrip(_WHITESPACE))
+        raise JSONError(f"extra data at {_position(text, extra)}")
     return value
 
 
@@ -146,4 +150,9 @@ def dumps(value: Any, pretty: bool = False) -> str:
         return "".join(out)
     if isinstance(value, float):
         return _float_repr(value)
-    return "".join(_compact(value, 0))
+    try:
+        return "".join(_compact(value, 0))
+    except JSONError:
+        raise
+    except ValueError as exc:  # NaN or infinity somewhere inside
+        raise JSONError(str(exc).lower()) from None

@@ -40,10 +40,12 @@ def close_all(opened: dict[str, int]) -> None:
     opened.clear()
 
 
-def join(sys: LinuxSyscalls, opened: dict[str, int], kinds: tuple[str, ...] | None = None) -> None:
-    """setns(2) into the opened namespaces, in the table's order."""
+def join(sys: LinuxSyscalls, opened: dict[str, int], kinds: tuple[str, ...] | None = None,
+         exclude: tuple[str, ...] = ()) -> None:
+    """setns(2) into the opened namespaces (those of ``kinds``, all but ``exclude``), in
+    the table's order.  The user namespace is joined on its own, first."""
     for kind in NAMESPACES:
-        if kind in opened and (kinds is None or kind in kinds):
+        if kind in opened and (kinds is None or kind in kinds) and kind not in exclude:
             sys.setns(opened[kind], NAMESPACES[kind][0], f"{kind} namespace")
 
 

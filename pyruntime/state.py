@@ -41,8 +41,8 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str | None]] = {
 _REFUSALS = {
     ("start", RUNNING): "cannot start an already running container",
     ("start", STOPPED): "cannot start a container that has stopped",
-    ("start", PAUSED): "cannot start a paused container",
-    ("start", CREATING): "cannot start a container that is still being created",
+    ("start", PAUSED): "cannot start a container in the paused state",
+    ("start", CREATING): "cannot start a container in the creating state",
     ("kill", STOPPED): "container not running",
     ("kill", CREATING): "container not running",
 }
@@ -199,7 +199,9 @@ def write_file_atomically(temporary: str, final: str, text: str, mode: int = 0o6
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
     fd = os.open(temporary, flags, mode)
     try:
-        os.write(fd, text.encode())
+        data = memoryview(text.encode())
+        while data:
+            data = data[os.write(fd, data):]
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -157,13 +157,13 @@ def parse_options(options: Sequence[str], field: str) -> tuple[int, str, list[in
             propagation.append(PROPAGATION_OPTIONS[option])
         elif option in RECURSIVE_OPTIONS:
             clear, bit = RECURSIVE_OPTIONS[option]
-            if bit in _ATIME_MODES:
+            is_atime = bit in _ATIME_MODES
+            if clear:  # an atime "clear" leaves relatime (0), the kernel's default mode
+                attr_set &= ~(MOUNT_ATTR__ATIME if is_atime else bit)
+                attr_clr |= MOUNT_ATTR__ATIME if is_atime else bit
+            elif is_atime:  # the atime modes are one field: setting one replaces the others
+                attr_set = (attr_set & ~MOUNT_ATTR__ATIME) | bit
                 attr_clr |= MOUNT_ATTR__ATIME
-                if not clear:
-                    attr_set = (attr_set & ~MOUNT_ATTR__ATIME) | bit
-            elif clear:
-                attr_clr |= bit
-                attr_set &= ~bit
             else:
                 attr_set |= bit
                 attr_clr &= ~bit

@@ -12,7 +12,7 @@ from __future__ import annotations
 import _signal  # type: ignore[import-not-found]  # `signal` costs 10 ms (enums)
 import os
 
-from pyruntime import credentials, rootfs
+from pyruntime import credentials, rootfs, sysctl
 from pyruntime.errors import ChildError, SyscallError
 from pyruntime.process.child import run_steps
 from pyruntime.process.sync import CREATE_HOOKS, HOOKS_DONE, READY
@@ -56,6 +56,7 @@ def steps(context: LaunchContext, root: RootfsContext) -> list[tuple[str, Callab
         ("createRuntime hooks", lambda: _wait_for_create_runtime_hooks(context)),
         ("createContainer hooks", lambda: _run_hooks(context, "createContainer", "creating")),
         ("pivot_root", lambda: (rootfs.move_root if context.no_pivot else rootfs.pivot_root)(root)),
+        ("set sysctls", lambda: sysctl.write_sysctls(sys, spec.linux.sysctl)),
         ("readonly paths", lambda: rootfs.make_readonly_paths(root)),
         ("mask paths", lambda: rootfs.mask_paths(root)),
         ("readonly root", lambda: rootfs.make_root_readonly(root)),

@@ -14,12 +14,15 @@ import os
 from pyruntime.errors import ConfigError
 from pyruntime.plan.capabilities import plan_capabilities
 from pyruntime.plan.mounts import parse_options
-from pyruntime.plan.namespaces import NAMESPACES
+from pyruntime.plan.namespaces import NAMESPACES, plan_namespaces
+from pyruntime.plan.sysctls import KEY_CHARACTERS, namespace_of
 from pyruntime.plan.rlimits import RLIMITS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from pyruntime.plan.namespaces import NamespacePlan
 
     from pyruntime.spec.model import Spec
 
@@ -37,7 +40,6 @@ UNSUPPORTED: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("linux.resources", ("linux", "resources")),
     ("linux.cgroupsPath", ("linux", "cgroupsPath")),
     ("linux.seccomp", ("linux", "seccomp")),
-    ("linux.sysctl", ("linux", "sysctl")),
     ("linux.mountLabel", ("linux", "mountLabel")),
     ("linux.timeOffsets", ("linux", "timeOffsets")),
     ("linux.personality", ("linux", "personality")),
@@ -130,6 +132,7 @@ def check_namespaces(spec: Spec) -> None:
             raise ConfigError(field, "cannot be set without a uts namespace")
     if "mount" not in seen:
         raise ConfigError("linux.namespaces", "a mount namespace is required")
+    check_sysctls(spec.linux.sysctl, plan_namespaces(spec.linux.namespaces))
 
 
 def check_mounts(spec: Spec) -> None:
@@ -151,7 +154,7 @@ def check_paths(spec: Spec) -> None:
             if not path.startswith("/"):
                 raise ConfigError(f"linux.{key}[{index}]", "must be an absolute path")
     for index, device in enumerate(spec.linux.devices):
-        if not device.path.startswith("/dev/"):
+        if not os.path.normpath(device.path).startswith("/dev/"):
             raise ConfigError(f"linux.devices[{index}].path", "must be a path under /dev")
 
 
@@ -172,6 +175,20 @@ def check_hooks(spec: Spec) -> None:
             timeout = hook.get("timeout")
             if timeout is not None and timeout <= 0:
                 raise ConfigError(f"{field}.timeout", "must be greater than zero")
+
+
+def check_sysctls(sysctl: dict[str, str], namespaces: NamespacePlan) -> None:
+    """Only what the container's own namespaces isolate: anything else is the host's."""
+    for key in sysctl:
+        field = f'linux.sysctl["{key}"]'
+        if not key or not set(key.lower()) <= KEY_CHARACTERS or ".." in key:
+            raise ConfigError(field, "is not a valid sysctl name")
+        kind = namespace_of(key)
+        if kind is None:
+            raise ConfigError(field, "is not in a separate kernel namespace")
+        if not namespaces.has(kind):
+            raise ConfigError(field, f"needs the container's own {kind} namespace")
+
 
 
 CHECKS: tuple[Callable[[Spec], None], ...] = (

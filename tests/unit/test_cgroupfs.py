@@ -100,9 +100,6 @@ def test_mount_root_below_the_hierarchy_root(fake_proc: FakeProc) -> None:
     ]
 
 
-@pytest.mark.xfail(reason="bug: cgroupfs checks own.startswith(mount.root) without a path "
-                          "separator, so a sibling cgroup with a common prefix maps outside "
-                          "the mount", strict=True)
 def test_sibling_cgroup_with_a_common_prefix_is_not_inside_the_mount(fake_proc: FakeProc) -> None:
     mountinfo = "30 25 0:27 /docker/abc /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
     cgroup = "4:memory:/docker/abcdef/x\n"

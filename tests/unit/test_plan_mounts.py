@@ -106,11 +106,8 @@ def test_later_flag_options_override_earlier(options: list[str], expected: int) 
     (["rnosuid", "rnodev", "rsuid"], (4, 2)),
     (["rnoatime", "rstrictatime"], (0x20, ATIME_MASK)),
     (["rstrictatime", "rrelatime"], (0, ATIME_MASK)),
-    pytest.param(["rnoatime", "ratime"], (0, ATIME_MASK), marks=pytest.mark.xfail(
-        reason="bug: a clearing atime option (ratime, rnostrictatime, rnorelatime) leaves an "
-               "earlier atime mode in attr_set", strict=True)),
-    pytest.param(["rstrictatime", "rnostrictatime"], (0, ATIME_MASK), marks=pytest.mark.xfail(
-        reason="bug: same as above, for rnostrictatime", strict=True)),
+    (["rnoatime", "ratime"], (0, ATIME_MASK)),
+    (["rstrictatime", "rnostrictatime"], (0, ATIME_MASK)),
 ])
 def test_later_recursive_options_override_earlier(options: list[str],
                                                   expected: tuple[int, int]) -> None:
