@@ -36,8 +36,14 @@ unit: setup
 integration: setup
 	$(VENV)/bin/pytest -q -n 2 tests/integration
 
+conformance: setup
+	$(VENV)/bin/pytest -q -n 2 conformance --runtime $(PYRUNTIME) --runtime-name pyruntime \
+	  --xfail-deviations
+	$(VENV)/bin/pytest -q -n 2 conformance -m meta --runtime /usr/sbin/runc
+
 test: lint
 	$(VENV)/bin/pytest -q -n 2 tests
+	$(MAKE) conformance
 
 bench: setup
 	$(MAKE) -C bench
