@@ -239,8 +239,6 @@ def dispatch(name: str, argv: list[str], root: str, logger: Logger) -> int:
     if len(args) < command.min_args or (command.max_args is not None
                                         and len(args) > command.max_args):
         raise UsageError(f"usage: pyruntime {command.usage}")
-    import importlib
-
-    module = importlib.import_module(f"pyruntime.commands.{name}")
+    module = __import__(f"pyruntime.commands.{name}", fromlist=["run"])
     status: int = module.run(Parsed(values, args, logger, name), root)
     return status

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from pyruntime import OCI_VERSION, namespaces, state
+from pyruntime import OCI_VERSION, state
 from pyruntime.errors import (ChildError, HookError, NotFoundError, PyRuntimeError, StateError,
                               SyscallError)
 from pyruntime.procfs import ProcFS
@@ -27,16 +27,18 @@ SIGKILL = 9
 
 
 class CreateOptions:
-    __slots__ = ("bundle", "pid_file", "console_socket", "no_pivot", "preserve_fds")
+    __slots__ = ("bundle", "pid_file", "console_socket", "no_pivot", "preserve_fds",
+                 "new_keyring")
 
     def __init__(self, bundle: str, pid_file: str | None = None,
                  console_socket: str | None = None, no_pivot: bool = False,
-                 preserve_fds: int = 0) -> None:
+                 preserve_fds: int = 0, new_keyring: bool = True) -> None:
         self.bundle = bundle
         self.pid_file = pid_file
         self.console_socket = console_socket
         self.no_pivot = no_pivot
         self.preserve_fds = preserve_fds
+        self.new_keyring = new_keyring
 
 
 class Runtime:
@@ -65,6 +67,9 @@ class Runtime:
 
         state.check_id(container_id)
         spec = load_spec(options.bundle)
+        from pyruntime.lsm import check_available
+
+        check_available(spec)
         _check_preserved_fds(options.preserve_fds)
         folder = self.store.claim(container_id)
         try:
@@ -80,6 +85,7 @@ class Runtime:
             folder.close()
 
     def _create_in(self, folder: ContainerDir, spec: Spec, options: CreateOptions) -> State:
+        from pyruntime import namespaces
         from pyruntime.process import parent
 
         record = State(folder.id, state.CREATING, spec.bundle, spec.root_path,
@@ -257,6 +263,7 @@ def _launch_context(spec: Spec, options: CreateOptions, fifos: tuple[int, int],
                     folder: ContainerDir, syscalls: LinuxSyscalls, hook_state: dict[str, object]
                     ) -> tuple[LaunchContext, Channel, Channel]:
     """Decide everything the children will do, before any fork."""
+    from pyruntime import namespaces
     from pyruntime.cgroupfs import host_hierarchies
     from pyruntime.plan.capabilities import plan_capabilities
     from pyruntime.plan.mounts import plan_mounts
@@ -274,6 +281,7 @@ def _launch_context(spec: Spec, options: CreateOptions, fifos: tuple[int, int],
         spec, syscalls, mounts, namespace_plan, namespaces.open_joined(namespace_plan),
         plan_capabilities(spec.process.capabilities),
         host_hierarchies() if needs_cgroups else [], fifos[0], fifos[1], options.no_pivot,
+        options.new_keyring,
         preserved, extra_env, to_parent, from_parent, [folder.fd],
         {key: value for key, value in hook_state.items() if key not in ("pid", "status")})
     return context, from_children, to_children

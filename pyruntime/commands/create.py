@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 def options_from(parsed: Parsed) -> CreateOptions:
     return CreateOptions(parsed.text("bundle"), parsed.text("pid-file") or None,
                          parsed.text("console-socket") or None, parsed.flag("no-pivot"),
-                         parsed.number("preserve-fds"))
+                         parsed.number("preserve-fds"), not parsed.flag("no-new-keyring"))
 
 
 def run(parsed: Parsed, root: str) -> int:

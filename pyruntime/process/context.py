@@ -19,13 +19,14 @@ if TYPE_CHECKING:
 
 class LaunchContext:
     __slots__ = ("spec", "sys", "mounts", "namespaces", "joined_fds", "capabilities",
-                 "hierarchies", "fifo_fd", "status_fd", "no_pivot", "preserved_fds",
+                 "hierarchies", "fifo_fd", "status_fd", "no_pivot", "new_keyring", "preserved_fds",
                  "extra_env", "to_parent", "from_parent", "parent_only_fds", "state")
 
     def __init__(self, spec: Spec, sys: LinuxSyscalls, mounts: list[MountOp],
                  namespaces: NamespacePlan, joined_fds: dict[str, int],
                  capabilities: CapabilityPlan | None, hierarchies: list[Hierarchy],
-                 fifo_fd: int, status_fd: int, no_pivot: bool, preserved_fds: int,
+                 fifo_fd: int, status_fd: int, no_pivot: bool, new_keyring: bool,
+                 preserved_fds: int,
                  extra_env: list[str], to_parent: Channel, from_parent: Channel,
                  parent_only_fds: list[int], state: dict[str, object]) -> None:
         self.spec = spec
@@ -38,6 +39,7 @@ class LaunchContext:
         self.fifo_fd = fifo_fd  # exec.fifo, opened O_RDWR: init reads one byte from it
         self.status_fd = status_fd  # exec.status, O_RDWR: closes at exec, or carries an ERROR
         self.no_pivot = no_pivot
+        self.new_keyring = new_keyring  # runc's default; --no-new-keyring keeps the caller's
         self.preserved_fds = preserved_fds  # fds 3 .. 3+N-1 reach the process
         self.extra_env = extra_env  # LISTEN_FDS/LISTEN_PID when passed through
         self.to_parent = to_parent

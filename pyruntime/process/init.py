@@ -12,9 +12,10 @@ from __future__ import annotations
 import _signal  # type: ignore[import-not-found]  # `signal` costs 10 ms (enums)
 import os
 
-from pyruntime import credentials, rootfs, sysctl
+from pyruntime import credentials, lsm, rootfs, scheduling, sysctl
 from pyruntime.errors import ChildError, SyscallError
 from pyruntime.process.child import run_steps
+from pyruntime.plan.scheduling import plan_io_priority, plan_personality, plan_scheduler
 from pyruntime.process.sync import CREATE_HOOKS, HOOKS_DONE, READY
 
 TYPE_CHECKING = False
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 # PID 1 ignores signals it has no handler for.
 _ENDING_SIGNALS = (1, 2, 3, 10, 12, 14, 15)
 SIGPIPE, SIGXFSZ = 13, 25
+ENOSYS = 38
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -66,6 +68,13 @@ def steps(context: LaunchContext, root: RootfsContext) -> list[tuple[str, Callab
         ("find executable", lambda: executable.append(find_executable(process.args[0],
                                                                       process.env))),
         ("change directory", lambda: _change_directory(process.cwd)),
+        ("join session keyring", lambda: _join_session_keyring(context)),
+        ("set scheduler", lambda: scheduling.apply_scheduler(
+            sys, plan_scheduler(process.raw.get("scheduler")))),
+        ("set io priority", lambda: scheduling.apply_io_priority(
+            sys, plan_io_priority(process.raw.get("ioPriority")))),
+        ("set personality", lambda: scheduling.apply_personality(
+            sys, plan_personality(spec.linux.raw.get("personality")))),
         ("drop bounding set", lambda: _drop_bounding_set(context)),
         ("switch user", lambda: credentials.switch_user(sys, process,
                                                         context.capabilities is not None)),
@@ -75,6 +84,7 @@ def steps(context: LaunchContext, root: RootfsContext) -> list[tuple[str, Callab
         ("report ready", lambda: _report_ready(context)),
         ("wait for start", lambda: _wait_for_start(context)),
         ("startContainer hooks", lambda: _run_hooks(context, "startContainer", "created")),
+        ("set security labels", lambda: _set_exec_labels(context)),
         ("exec", lambda: _exec(context, executable[0])),
     ]
 
@@ -173,10 +183,42 @@ def _wait_for_start(context: LaunchContext) -> None:
     os.close(context.fifo_fd)
 
 
+def _join_session_keyring(context: LaunchContext) -> None:
+    """A keyring of its own, named as runc names it, so keys do not leak between containers."""
+    if not context.new_keyring:
+        return
+    try:
+        context.sys.join_session_keyring(f"_ses.{context.state['id']}")
+    except SyscallError as exc:
+        if exc.errno != ENOSYS:  # a kernel without keyrings: nothing to isolate
+            raise
+
+
+def home_of(uid: int, passwd: str = "/etc/passwd") -> str:
+    """HOME for ``uid`` from the container's passwd, as runc sets it when env has none."""
+    try:
+        with open(passwd, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid):
+                    return fields[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
+def _set_exec_labels(context: LaunchContext) -> None:
+    """The last change before the exec: the profile applies from the exec on."""
+    for path, text in lsm.exec_attributes(context.spec):
+        lsm.write_attribute(path, text, context.sys.fstatfs_type)
+
+
 def _exec(context: LaunchContext, executable: str) -> None:
     process = context.spec.process
     assert process is not None
     for number in (*_ENDING_SIGNALS, SIGPIPE, SIGXFSZ):  # Python ignores SIGPIPE, SIGXFSZ
         _signal.signal(number, _signal.SIG_DFL)
     env = dict(entry.split("=", 1) for entry in [*process.env, *context.extra_env])
+    if "HOME" not in env:
+        env["HOME"] = home_of(process.user.uid)
     context.sys.execve(executable, process.args, env)

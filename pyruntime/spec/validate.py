@@ -17,6 +17,8 @@ from pyruntime.plan.mounts import parse_options
 from pyruntime.plan.namespaces import NAMESPACES, plan_namespaces
 from pyruntime.plan.sysctls import KEY_CHARACTERS, namespace_of
 from pyruntime.plan.rlimits import RLIMITS
+from pyruntime.plan.scheduling import (parse_cpu_list, plan_io_priority, plan_personality,
+                                       plan_scheduler)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -31,18 +33,12 @@ SUPPORTED_MINORS = range(0, 4)
 
 # (JSON path, where to find it) of spec fields that are refused for now
 UNSUPPORTED: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("process.apparmorProfile", ("process", "apparmorProfile")),
-    ("process.selinuxLabel", ("process", "selinuxLabel")),
-    ("process.scheduler", ("process", "scheduler")),
-    ("process.ioPriority", ("process", "ioPriority")),
-    ("process.execCPUAffinity", ("process", "execCPUAffinity")),
     ("process.consoleSize", ("process", "consoleSize")),
     ("linux.resources", ("linux", "resources")),
     ("linux.cgroupsPath", ("linux", "cgroupsPath")),
     ("linux.seccomp", ("linux", "seccomp")),
     ("linux.mountLabel", ("linux", "mountLabel")),
     ("linux.timeOffsets", ("linux", "timeOffsets")),
-    ("linux.personality", ("linux", "personality")),
     ("linux.intelRdt", ("linux", "intelRdt")),
     ("linux.netDevices", ("linux", "netDevices")),
     ("linux.memoryPolicy", ("linux", "memoryPolicy")),
@@ -74,6 +70,10 @@ def check_unsupported(spec: Spec) -> None:
                 raise ConfigError(f"mounts[{index}].{key}", "is not supported by pyruntime yet")
 
 
+def check_personality(spec: Spec) -> None:
+    plan_personality(spec.linux.raw.get("personality"))
+
+
 def check_root(spec: Spec) -> None:
     if not os.path.isdir(spec.root_path):
         raise ConfigError("root.path", f"{spec.root_path} is not a directory")
@@ -103,6 +103,12 @@ def check_process(spec: Spec) -> None:
             raise ConfigError(f"{field}.soft", "must not be greater than hard")
         seen.add(limit.type)
     plan_capabilities(process.capabilities)
+    plan_scheduler(process.raw.get("scheduler"))
+    plan_io_priority(process.raw.get("ioPriority"))
+    affinity = process.raw.get("execCPUAffinity") or {}
+    for key in ("initial", "final"):
+        if affinity.get(key):
+            parse_cpu_list(affinity[key], f"process.execCPUAffinity.{key}")
 
 
 def check_namespaces(spec: Spec) -> None:
@@ -193,7 +199,7 @@ def check_sysctls(sysctl: dict[str, str], namespaces: NamespacePlan) -> None:
 
 CHECKS: tuple[Callable[[Spec], None], ...] = (
     check_version, check_unsupported, check_root, check_process, check_namespaces,
-    check_mounts, check_paths, check_hooks,
+    check_mounts, check_paths, check_hooks, check_personality,
 )
 
 

@@ -17,6 +17,9 @@ CLOSE_RANGE_CLOEXEC = 0x4
 
 # x86_64 system call numbers (the only architecture this project runs on today)
 SYS_capset = 126
+SYS_keyctl = 250
+SYS_ioprio_set = 251
+SYS_sched_setattr = 314
 SYS_pivot_root = 155
 SYS_pidfd_send_signal = 424
 SYS_close_range = 436
@@ -30,6 +33,13 @@ LINUX_CAPABILITY_VERSION_3 = 0x20080522
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
+
+
+class SchedAttr(ctypes.Structure):
+    _fields_ = [("size", ctypes.c_uint32), ("sched_policy", ctypes.c_uint32),
+                ("sched_flags", ctypes.c_uint64), ("sched_nice", ctypes.c_int32),
+                ("sched_priority", ctypes.c_uint32), ("sched_runtime", ctypes.c_uint64),
+                ("sched_deadline", ctypes.c_uint64), ("sched_period", ctypes.c_uint64)]
 
 
 class OpenHow(ctypes.Structure):
@@ -72,5 +82,6 @@ def load() -> ctypes.CDLL:
     libc.setdomainname.argtypes = [c_char_p, ctypes.c_size_t]
     libc.prctl.argtypes = [c_int, c_ulong, c_ulong, c_ulong, c_ulong]
     libc.fstatfs.argtypes = [c_int, ctypes.POINTER(StatFs)]
+    libc.personality.argtypes = [c_ulong]
     libc.syscall.restype = ctypes.c_long
     return libc

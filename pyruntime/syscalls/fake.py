@@ -85,6 +85,10 @@ _ERROR_WORDS: dict[str, tuple[str, Callable[[tuple[object, ...]], str]]] = {
     "setresuid": ("setresuid", lambda a: str(a[0])),
     "prctl": ("prctl", lambda a: _label(a[3], a[0])),
     "capset": ("capset", lambda a: ""),
+    "sched_setattr": ("sched_setattr", lambda a: f"policy {a[0]}"),
+    "ioprio_set": ("ioprio_set", lambda a: str(a[2])),
+    "join_session_keyring": ("join session keyring", lambda a: str(a[0])),
+    "personality": ("personality", lambda a: hex(int(a[0]))),  # type: ignore[call-overload]
     "setrlimit": ("setrlimit", lambda a: str(a[3])),
     "close_range_cloexec": ("close_range", lambda a: str(a[0])),
     "pidfd_send_signal": ("kill", lambda a: str(a[2])),
@@ -297,6 +301,19 @@ class RecordingSyscalls:
             self._einval("capset", (effective, permitted, inheritable), _errno.EPERM)
         self.effective, self.permitted, self.inheritable = effective, permitted, inheritable
         self.ambient &= permitted & inheritable
+
+    def sched_setattr(self, policy: int, flags: int, nice: int, priority: int, runtime: int,
+                      deadline: int, period: int) -> None:
+        self._record("sched_setattr", policy, flags, nice, priority, runtime, deadline, period)
+
+    def ioprio_set(self, which: int, who: int, priority: int) -> None:
+        self._record("ioprio_set", which, who, priority)
+
+    def join_session_keyring(self, name: str) -> None:
+        self._record("join_session_keyring", name)
+
+    def personality(self, persona: int) -> None:
+        self._record("personality", persona)
 
     def setrlimit(self, kind: int, soft: int, hard: int, label: str) -> None:
         self._record("setrlimit", kind, soft, hard, label)

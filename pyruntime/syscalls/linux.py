@@ -128,6 +128,27 @@ class LinuxSyscalls:
         result = self._syscall(c.SYS_capset, ctypes.byref(header), data)
         self._check(result, "capset", "")
 
+    def sched_setattr(self, policy: int, flags: int, nice: int, priority: int, runtime: int,
+                      deadline: int, period: int) -> None:
+        attr = c.SchedAttr(ctypes.sizeof(c.SchedAttr), policy, flags, nice, priority, runtime,
+                           deadline, period)
+        result = self._syscall(c.SYS_sched_setattr, ctypes.c_int(0), ctypes.byref(attr),
+                               ctypes.c_uint(0))
+        self._check(result, "sched_setattr", f"policy {policy}")
+
+    def ioprio_set(self, which: int, who: int, priority: int) -> None:
+        result = self._syscall(c.SYS_ioprio_set, ctypes.c_int(which), ctypes.c_int(who),
+                               ctypes.c_int(priority))
+        self._check(result, "ioprio_set", str(priority))
+
+    def join_session_keyring(self, name: str) -> None:
+        """keyctl(KEYCTL_JOIN_SESSION_KEYRING): the container gets its own session keyring."""
+        result = self._syscall(c.SYS_keyctl, ctypes.c_int(1), _encode(name))
+        self._check(result, "join session keyring", name)
+
+    def personality(self, persona: int) -> None:
+        self._check(self._libc.personality(persona), "personality", hex(persona))
+
     def setrlimit(self, kind: int, soft: int, hard: int, label: str) -> None:
         try:
             resource.setrlimit(kind, (soft, hard))

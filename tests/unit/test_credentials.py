@@ -193,7 +193,7 @@ def _context(sys: RecordingSyscalls, tmp_path: Path, config: dict[str, Any] = CO
     channels = list(pipe_pair())
     from_children, to_parent, to_children, from_parent = channels
     context = LaunchContext(spec, sys, [], plan_namespaces(spec.linux.namespaces), joined or {},  # type: ignore[arg-type]
-                            plan_capabilities(spec.process.capabilities), [], -1, -1, False, 0,
+                            plan_capabilities(spec.process.capabilities), [], -1, -1, False, True, 0,
                             [], to_parent, from_parent, [], {"ociVersion": "1.3.0", "id": "c1"})
     return context, channels
 

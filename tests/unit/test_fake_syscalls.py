@@ -85,6 +85,10 @@ def _call_everything(sys: fake.RecordingSyscalls) -> None:
     sys.setresuid(6)
     sys.prctl(38, 1)
     sys.capset(1, 1, 0)
+    sys.sched_setattr(1, 0, 0, 10, 0, 0, 0)
+    sys.ioprio_set(2, 0, 16388)
+    sys.join_session_keyring("_ses.c1")
+    sys.personality(8)
     sys.setrlimit(7, 10, 20, "RLIMIT_NOFILE")
     sys.close_range_cloexec(3)
     sys.pidfd_send_signal(9, 15, "process 1")
@@ -98,7 +102,9 @@ def test_records_every_call_in_order_with_defaults_filled_in() -> None:
         assert sys.names() == [
             "mount", "umount", "mount_setattr", "pivot_root", "openat2", "fstatfs_type", "mknod",
             "unshare", "setns", "sethostname", "setdomainname", "setgroups", "setresgid",
-            "setresuid", "prctl", "capset", "setrlimit", "close_range_cloexec",
+            "setresuid", "prctl", "capset", "sched_setattr", "ioprio_set", "join_session_keyring",
+            "personality",
+            "setrlimit", "close_range_cloexec",
             "pidfd_send_signal", "loopback_up", "execve"]
         assert set(sys.names()) == set(REAL)
         assert sys.calls[1] == fake.Call("umount", ("/t", 0))
