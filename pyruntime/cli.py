@@ -82,12 +82,14 @@ COMMANDS = {command.name: command for command in (
     Command("list", "list containers", "list [flags]",
             [Flag("format", VALUE, "table or json", "f", "table"),
              Flag("quiet", BOOL, "print only ids", "q")], 0, 0),
+    Command("features", "print the features pyruntime supports (features.md)", "features",
+            min_args=0, max_args=0),
     Command("spec", "write a default config.json", "spec [flags]",
             [_BUNDLE, Flag("rootless", BOOL, "a config for rootless containers")], 0, 0),
 )}
 
 # runc commands that engines may call and that pyruntime does not have yet
-NOT_YET = ("exec", "features", "ps", "pause", "resume", "update", "events", "checkpoint",
+NOT_YET = ("exec", "ps", "pause", "resume", "update", "events", "checkpoint",
            "restore")
 
 

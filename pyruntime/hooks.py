@@ -26,8 +26,6 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any
 
-HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
-              "poststop")
 SIGKILL = 9
 
 

@@ -1,0 +1,43 @@
+"""What ``pyruntime features`` reports (features.md): built from the same tables
+the runtime uses, so it cannot claim more than the code does.  Fixed in the
+code, never probed from the host: a feature the host lacks is still one that
+pyruntime recognises."""
+
+from __future__ import annotations
+
+from pyruntime import OCI_VERSION, __version__
+from pyruntime.plan.hook_kinds import HOOK_KINDS
+from pyruntime.plan.capabilities import CAPABILITIES
+from pyruntime.plan.mounts import FLAG_OPTIONS, PROPAGATION_OPTIONS, RECURSIVE_OPTIONS
+from pyruntime.plan.namespaces import NAMESPACES
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+OCI_VERSION_MIN = "1.0.0"
+# seccomp joins here when the confinement work wires it in; until then it is refused at create
+SECCOMP_ENABLED = False
+
+
+def features() -> dict[str, Any]:
+    mount_options = sorted({*FLAG_OPTIONS, *PROPAGATION_OPTIONS, *RECURSIVE_OPTIONS})
+    return {
+        "ociVersionMin": OCI_VERSION_MIN,
+        "ociVersionMax": OCI_VERSION,
+        "hooks": list(HOOK_KINDS),
+        "mountOptions": mount_options,
+        "linux": {
+            "namespaces": list(NAMESPACES),
+            "capabilities": list(CAPABILITIES),
+            "cgroup": {"v1": False, "v2": False, "systemd": False, "systemdUser": False,
+                       "rdma": False},
+            "seccomp": {"enabled": SECCOMP_ENABLED},
+            "apparmor": {"enabled": True},
+            "selinux": {"enabled": True},
+            "intelRdt": {"enabled": False},
+            "mountExtensions": {"idmap": {"enabled": False}},
+            "netDevices": {"enabled": False},
+        },
+        "annotations": {"org.opencontainers.runtime.pyruntime.version": __version__},
+    }
