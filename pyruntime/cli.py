@@ -19,19 +19,24 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-BOOL, VALUE = False, True
+BOOL, VALUE, LIST = "bool", "value", "list"  # how a flag takes its value
 
 
 class Flag:
-    __slots__ = ("name", "short", "takes_value", "default", "help")
+    __slots__ = ("name", "short", "kind", "default", "help")
 
-    def __init__(self, name: str, takes_value: bool, help: str, short: str = "",
+    def __init__(self, name: str, kind: str, help: str, short: str = "",
                  default: object = None) -> None:
         self.name = name
         self.short = short
-        self.takes_value = takes_value
-        self.default = default if default is not None else ("" if takes_value else False)
+        self.kind = kind
+        self.default = default if default is not None else {BOOL: False, VALUE: "",
+                                                            LIST: None}[kind]
         self.help = help
+
+    @property
+    def takes_value(self) -> bool:
+        return self.kind != BOOL
 
 
 class Command:
@@ -74,6 +79,21 @@ COMMANDS = {command.name: command for command in (
             [_BUNDLE, _CONSOLE, Flag("detach", BOOL, "do not wait for the container", "d"),
              Flag("keep", BOOL, "do not delete the container after it exits"),
              _PID_FILE, _NO_PIVOT, _NO_KEYRING, _PRESERVE]),
+    Command("exec", "run a new process inside a container", "exec [flags] ID [COMMAND ARGS...]",
+            [Flag("process", VALUE, "path to a process.json", "p"),
+             Flag("tty", BOOL, "allocate a pseudo-TTY (not supported yet)", "t"),
+             _CONSOLE, Flag("detach", BOOL, "do not wait for the process", "d"), _PID_FILE,
+             Flag("cwd", VALUE, "current working directory in the container"),
+             Flag("env", LIST, "KEY=value to set (repeatable)", "e"),
+             Flag("user", VALUE, "uid[:gid] of the process", "u"),
+             Flag("additional-gids", LIST, "additional gid (repeatable)", "g"),
+             Flag("cap", LIST, "add a capability (repeatable)", "c"),
+             Flag("no-new-privs", BOOL, "set no_new_privs for the process"),
+             Flag("apparmor", VALUE, "AppArmor profile of the process"),
+             Flag("process-label", VALUE, "SELinux label of the process"),
+             Flag("cgroup", LIST, "sub-cgroup to join (not supported yet)"),
+             Flag("ignore-paused", BOOL, "exec even if the container is paused"), _PRESERVE],
+            1, None),
     Command("state", "print the state of a container as JSON", "state ID"),
     Command("kill", "send a signal to the container's init", "kill [flags] ID [SIGNAL]",
             [Flag("all", BOOL, "signal every process of the container", "a")], 1, 2),
@@ -89,7 +109,7 @@ COMMANDS = {command.name: command for command in (
 )}
 
 # runc commands that engines may call and that pyruntime does not have yet
-NOT_YET = ("exec", "ps", "pause", "resume", "update", "events", "checkpoint",
+NOT_YET = ("ps", "pause", "resume", "update", "events", "checkpoint",
            "restore")
 
 
@@ -116,6 +136,11 @@ class Parsed:
     def flag(self, name: str) -> bool:
         return bool(self.values[name])
 
+    def texts(self, name: str) -> list[str]:
+        values = self.values[name]
+        assert isinstance(values, list)
+        return [str(value) for value in values]
+
     def number(self, name: str) -> int:
         text = self.text(name)
         if not text.isdigit():
@@ -127,7 +152,8 @@ def parse_flags(flags: Sequence[Flag], argv: Sequence[str]) -> tuple[dict[str, o
     """Flags up to the first argument (or ``--``); the rest are arguments."""
     by_name = {flag.name: flag for flag in flags}
     by_name.update({flag.short: flag for flag in flags if flag.short})
-    values: dict[str, object] = {flag.name: flag.default for flag in flags}
+    values: dict[str, object] = {flag.name: [] if flag.kind == LIST else flag.default
+                                 for flag in flags}
     index = 0
     while index < len(argv):
         word = argv[index]
@@ -146,7 +172,10 @@ def parse_flags(flags: Sequence[Flag], argv: Sequence[str]) -> tuple[dict[str, o
                 if index >= len(argv):
                     raise UsageError(f"flag needs an argument: -{name}")
                 value = argv[index]
-            values[flag.name] = value
+            if flag.kind == LIST:
+                values[flag.name].append(value)  # type: ignore[attr-defined]
+            else:
+                values[flag.name] = value
         elif has_value:
             if value not in ("true", "false"):
                 raise UsageError(f"invalid boolean value {value!r} for -{name}")

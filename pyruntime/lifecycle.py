@@ -18,9 +18,11 @@ from pyruntime.state import ContainerDir, State, StateStore
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from pyruntime.process.context import LaunchContext
     from pyruntime.process.sync import Channel
-    from pyruntime.spec.model import Spec
+    from pyruntime.spec.model import Process, Spec
     from pyruntime.syscalls.linux import LinuxSyscalls
 
 SIGKILL = 9
@@ -78,7 +80,7 @@ class Runtime:
             folder.remove()
             if isinstance(exc, HookError):  # runtime.md: a failed create hook goes on at step 12
                 record = State(container_id, state.STOPPED, spec.bundle, spec.root_path,
-                               spec.annotations, hooks=spec.raw.get("hooks"))
+                               spec.annotations, config=spec.raw)
                 self._run_poststop(record)
             raise
         finally:
@@ -89,7 +91,7 @@ class Runtime:
         from pyruntime.process import parent
 
         record = State(folder.id, state.CREATING, spec.bundle, spec.root_path,
-                       spec.annotations, owner=os.getuid(), hooks=spec.raw.get("hooks"))
+                       spec.annotations, owner=os.getuid(), config=spec.raw)
         folder.write_state(record)
         fifo_fd, status_fd = (_make_fifo(folder.fifo_path), _make_fifo(folder.status_path))
         context, from_children, to_children = _launch_context(
@@ -173,6 +175,34 @@ class Runtime:
                 continue
         return result
 
+    def exec(self, container_id: str, process_raw: dict[str, Any], preserve_fds: int = 0,
+             ignore_paused: bool = False) -> int:
+        """Start ``process_raw`` (a process.json) in the container; its pid once exec'd."""
+        from pyruntime.plan.capabilities import plan_capabilities
+        from pyruntime.process import join
+        from pyruntime.process.finish import ProcessTail
+
+        record, status = self.status_of(container_id)
+        if status == state.PAUSED and not ignore_paused:
+            raise StateError("cannot exec in a paused container")
+        if status not in (state.CREATED, state.RUNNING, state.PAUSED):
+            raise StateError(f"cannot exec in a {status} container")
+        process = check_exec_process(process_raw, record)
+        _check_preserved_fds(preserve_fds)
+        namespace_fds = join.open_namespaces(self.procfs, record.pid)
+        try:
+            if not self.procfs.is_alive(record.pid, record.start_time):
+                raise StateError("container not running")
+            tail = ProcessTail(self.syscalls, process, plan_capabilities(process.capabilities),
+                               preserve_fds, [])
+            return join.spawn(self.syscalls, tail, namespace_fds, [])
+        finally:
+            for fd in namespace_fds.values():
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass  # the joiner's copy was closed in the child only
+
     def kill(self, container_id: str, signal_number: int, all_processes: bool = False) -> None:
         folder = self.store.open(container_id)
         try:
@@ -215,6 +245,22 @@ class Runtime:
 
         signal_namespace(self.syscalls, self.procfs, record.pid, record.start_time, SIGKILL)
         wait_gone(self.procfs, record.pid, record.start_time)
+
+
+def check_exec_process(process_raw: dict[str, Any], record: State) -> Process:
+    """A process.json is checked like config.json's ``process``; errors name process.json."""
+    from pyruntime.errors import ConfigError
+    from pyruntime.spec import schema_check, validate
+    from pyruntime.spec.model import Process, Spec
+
+    document = {**record.config, "process": process_raw}
+    try:
+        schema_check.validate_config(document)
+        validate.check_process(Spec(document, record.bundle, record.rootfs))
+    except ConfigError as exc:
+        field = exc.field.removeprefix("process.").removeprefix("process")
+        raise ConfigError(field, exc.problem, "process.json") from exc
+    return Process(process_raw)
 
 
 def _check_preserved_fds(count: int) -> None:

@@ -18,6 +18,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from typing import Any
+
     from pyruntime.spec.model import Spec
 
 PROC_SUPER_MAGIC = 0x9FA0
@@ -46,9 +48,9 @@ def check_available(spec: Spec, sys_root: str = "/sys") -> None:
             raise ConfigError(field, "selinux is disabled or not supported on this host")
 
 
-def exec_attributes(spec: Spec, proc_root: str = "/proc") -> list[tuple[str, str]]:
-    """(attr file, text) pairs to write before the exec."""
-    process = spec.process.raw if spec.process is not None else {}
+def exec_attributes(process: dict[str, Any], proc_root: str = "/proc"
+                    ) -> list[tuple[str, str]]:
+    """(attr file, text) pairs to write before the exec of ``process`` (its JSON)."""
     writes = []
     profile = process.get("apparmorProfile")
     if profile:

@@ -23,6 +23,10 @@ from pyruntime import jsonio
 from pyruntime.errors import NotFoundError, PyRuntimeError, StateError, SyscallError
 from pyruntime.procfs import ProcFS
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
 STATUSES = (CREATING, CREATED, RUNNING, PAUSED, STOPPED)
 
@@ -83,11 +87,11 @@ class State:
     """What state.json holds: the OCI state fields and what we need to act later."""
 
     __slots__ = ("id", "status", "pid", "start_time", "bundle", "rootfs", "created",
-                 "annotations", "owner", "hooks")
+                 "annotations", "owner", "config")
 
     def __init__(self, container_id: str, status: str, bundle: str, rootfs: str,
                  annotations: dict[str, str], pid: int = 0, start_time: int = 0,
-                 created: str = "", owner: int = 0, hooks: dict[str, object] | None = None
+                 created: str = "", owner: int = 0, config: dict[str, Any] | None = None
                  ) -> None:
         self.id = container_id
         self.status = status
@@ -98,13 +102,20 @@ class State:
         self.created = created or rfc3339_now()
         self.annotations = annotations
         self.owner = owner
-        self.hooks = hooks  # config.json's hooks as at create: later edits must not count
+        # config.json as it was at create: later edits of the bundle must not count
+        # (its hooks for start and delete, its process for exec)
+        self.config: dict[str, Any] = config or {}
 
     def to_json(self) -> dict[str, object]:
         return {"id": self.id, "status": self.status, "pid": self.pid,
                 "startTime": self.start_time, "bundle": self.bundle, "rootfs": self.rootfs,
                 "created": self.created, "annotations": self.annotations, "owner": self.owner,
-                "hooks": self.hooks}
+                "config": self.config}
+
+    @property
+    def hooks(self) -> dict[str, Any] | None:
+        hooks = self.config.get("hooks")
+        return hooks if isinstance(hooks, dict) else None
 
     @classmethod
     def from_json(cls, raw: dict[str, object]) -> State:
@@ -113,7 +124,7 @@ class State:
                        str(raw["rootfs"]), dict(raw.get("annotations") or {}),  # type: ignore[call-overload]
                        int(raw["pid"]), int(raw["startTime"]),  # type: ignore[call-overload]
                        str(raw["created"]), int(raw["owner"]),  # type: ignore[call-overload]
-                       raw.get("hooks") if isinstance(raw.get("hooks"), dict) else None)  # type: ignore[arg-type]
+                       raw.get("config") if isinstance(raw.get("config"), dict) else None)  # type: ignore[arg-type]
         except (KeyError, TypeError, ValueError) as exc:
             raise PyRuntimeError(f"state.json: {exc}") from exc
 

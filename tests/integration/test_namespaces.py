@@ -179,3 +179,26 @@ def test_new_ipc_namespace_is_empty(rt: Runtime, bundles: BundleFactory, cid: st
     finally:
         subprocess.run(["ipcrm", "-q", queue_id], timeout=10)
     assert len(out.strip().splitlines()) == 1, out  # only the header line
+
+
+def test_namespaced_sysctls(rt: Runtime, bundles: BundleFactory, cid: str) -> None:
+    """linux.sysctl is written in the container's net and ipc namespaces, and the
+    host's values do not change."""
+    host_values = {p: Path(p).read_text() for p in ("/proc/sys/net/ipv4/ip_forward",
+                                                   "/proc/sys/kernel/msgmax")}
+    new_msgmax = "4099" if host_values["/proc/sys/kernel/msgmax"].strip() != "4099" else "4098"
+    bundle = bundles.make(probe_script({"forward": "cat /proc/sys/net/ipv4/ip_forward",
+                                        "msgmax": "cat /proc/sys/kernel/msgmax"}),
+                          linux={"sysctl": {"net.ipv4.ip_forward": "1",
+                                            "kernel.msgmax": new_msgmax}})
+    out = sections(rt.run(cid, bundle).ok().stdout)
+    assert out["forward"] == "1\n"
+    assert out["msgmax"] == f"{new_msgmax}\n"
+    assert {p: Path(p).read_text() for p in host_values} == host_values
+
+
+def test_new_cgroup_namespace_is_rooted_at_the_containers_cgroup(
+        rt: Runtime, bundles: BundleFactory, cid: str) -> None:
+    """Inside a new cgroup namespace every /proc/self/cgroup path is "/"."""
+    out = rt.run(cid, bundles.make(["cat", "/proc/self/cgroup"])).ok().stdout
+    assert out and all(line.rsplit(":", 1)[1] == "/" for line in out.splitlines()), out

@@ -49,7 +49,7 @@ def test_root_user_has_no_supplementary_groups_by_default(rt: Runtime, bundles: 
 def test_env_and_cwd(rt: Runtime, bundles: BundleFactory, cid: str) -> None:
     """The process gets exactly process.env (nothing of the caller's environment,
     no LISTEN_FDS...) and starts in process.cwd."""
-    env = ["PATH=/bin:/sbin", "FOO=bar baz", "EMPTY=", "EQUALS=a=b",
+    env = ["PATH=/bin:/sbin", "FOO=bar baz", "EMPTY=", "EQUALS=a=b", "HOME=/nowhere",
            f"PYRUNTIME_IT_TOKEN={rt.token}"]
     # PID 1 is the shell: it must not exec the reader (hence the pipe), or the
     # environ it opened would belong to a replaced process and read as empty
@@ -58,6 +58,14 @@ def test_env_and_cwd(rt: Runtime, bundles: BundleFactory, cid: str) -> None:
     out = sections(rt.run(cid, bundle).ok().stdout)
     assert out["pwd"] == "/home/user\n"
     assert sorted(out["environ"].splitlines()) == sorted(env)
+
+
+@pytest.mark.parametrize("uid, home", [(0, "/root"), (1000, "/home/user"), (4242, "/")])
+def test_home_defaults_from_the_containers_passwd(rt: Runtime, bundles: BundleFactory,
+                                                  cid: str, uid: int, home: str) -> None:
+    """Without HOME in env, runc sets it from the rootfs's /etc/passwd (or /)."""
+    bundle = bundles.make(["sh", "-c", "echo $HOME"], process={"user": {"uid": uid, "gid": uid}})
+    assert rt.run(cid, bundle).ok().stdout == f"{home}\n"
 
 
 @pytest.mark.xfail(reason="bug: a relative args[0] with a slash is checked against / "

@@ -1,0 +1,143 @@
+"""The last steps before ``process.args`` runs, shared by ``create``'s init and ``exec``.
+
+Whoever forked us has already entered the container (its namespaces and
+root); these steps give the process its limits, identity, capabilities and
+descriptors, then exec it.  ``identity_steps`` and ``exec_steps`` are lists
+of named steps for ``child.run_steps``.
+"""
+
+from __future__ import annotations
+
+import _signal  # type: ignore[import-not-found]  # `signal` costs 10 ms (enums)
+import os
+
+from pyruntime import credentials, lsm, scheduling
+from pyruntime.errors import PyRuntimeError, SyscallError
+from pyruntime.plan.scheduling import plan_io_priority, plan_scheduler
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from pyruntime.plan.capabilities import CapabilityPlan
+    from pyruntime.spec.model import Process
+    from pyruntime.syscalls.linux import LinuxSyscalls
+
+    Steps = list[tuple[str, Callable[[], object]]]
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+SIGPIPE, SIGXFSZ = 13, 25
+CAUGHT_SIGNALS = (1, 2, 3, 10, 12, 14, 15)  # those the init handles while it waits
+
+
+class ProcessTail:
+    """The process to become, and what the parent decided about it."""
+
+    __slots__ = ("sys", "process", "capabilities", "preserved_fds", "extra_env", "executable")
+
+    def __init__(self, sys: LinuxSyscalls, process: Process, capabilities: CapabilityPlan | None,
+                 preserved_fds: int, extra_env: list[str]) -> None:
+        self.sys = sys
+        self.process = process
+        self.capabilities = capabilities
+        self.preserved_fds = preserved_fds  # fds 3 .. 3+N-1 reach the process
+        self.extra_env = extra_env  # LISTEN_FDS/LISTEN_PID when passed through
+        self.executable = ""
+
+    def find_executable(self) -> None:
+        self.executable = find_executable(self.process.args[0], self.process.env)
+
+    def drop_bounding_set(self) -> None:
+        if self.capabilities is not None:
+            credentials.drop_bounding_set(self.sys, self.capabilities)
+
+    def set_capabilities(self) -> None:
+        if self.capabilities is not None:
+            credentials.set_capabilities(self.sys, self.capabilities)
+
+    def set_no_new_privileges(self) -> None:
+        if self.process.no_new_privileges:
+            credentials.set_no_new_privileges(self.sys)
+
+    def close_descriptors(self) -> None:
+        """Nothing the config did not ask for may reach the process (CVE-2024-21626)."""
+        first_closed = 3 + self.preserved_fds
+        self.sys.close_range_cloexec(first_closed)
+        for fd in range(3, first_closed):
+            os.set_inheritable(fd, True)
+
+    def set_exec_labels(self) -> None:
+        """The last change before the exec: the profile applies from the exec on."""
+        for path, text in lsm.exec_attributes(self.process.raw):
+            lsm.write_attribute(path, text, self.sys.fstatfs_type)
+
+    def exec(self) -> None:
+        for number in (*CAUGHT_SIGNALS, SIGPIPE, SIGXFSZ):  # Python ignores SIGPIPE, SIGXFSZ
+            _signal.signal(number, _signal.SIG_DFL)
+        env = dict(entry.split("=", 1) for entry in [*self.process.env, *self.extra_env])
+        if "HOME" not in env:
+            env["HOME"] = home_of(self.process.user.uid)
+        self.sys.execve(self.executable, self.process.args, env)
+
+
+def identity_steps(tail: ProcessTail) -> Steps:
+    sys, process = tail.sys, tail.process
+    return [
+        ("set rlimits", lambda: credentials.apply_rlimits(sys, process)),
+        ("find executable", tail.find_executable),
+        ("change directory", lambda: change_directory(process.cwd)),
+        ("set scheduler", lambda: scheduling.apply_scheduler(
+            sys, plan_scheduler(process.raw.get("scheduler")))),
+        ("set io priority", lambda: scheduling.apply_io_priority(
+            sys, plan_io_priority(process.raw.get("ioPriority")))),
+        ("drop bounding set", tail.drop_bounding_set),
+        ("switch user", lambda: credentials.switch_user(sys, process,
+                                                        tail.capabilities is not None)),
+        ("set capabilities", tail.set_capabilities),
+        ("set no_new_privs", tail.set_no_new_privileges),
+        ("close descriptors", tail.close_descriptors),
+    ]
+
+
+def exec_steps(tail: ProcessTail) -> Steps:
+    return [
+        ("set security labels", tail.set_exec_labels),
+        ("exec", tail.exec),
+    ]
+
+
+def find_executable(name: str, env: list[str]) -> str:
+    """``process.args[0]`` through the container's PATH, as execvp would, checked before
+    READY so that ``create`` (not a later ``start``) reports a missing binary."""
+    if "/" in name:
+        candidates = [name]
+    else:
+        path = next((entry[5:] for entry in reversed(env) if entry.startswith("PATH=")),
+                    DEFAULT_PATH)
+        candidates = [os.path.join(folder or ".", name) for folder in path.split(":")]
+    for candidate in candidates:
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    if "/" in name:
+        raise PyRuntimeError(f"{name}: no such file or not executable")
+    raise PyRuntimeError(f'"{name}": executable file not found in $PATH')
+
+
+def change_directory(cwd: str) -> None:
+    try:
+        os.chdir(cwd)
+    except OSError as exc:
+        raise SyscallError("chdir", cwd, exc.errno or 0) from exc
+
+
+def home_of(uid: int, passwd: str = "/etc/passwd") -> str:
+    """HOME for ``uid`` from the container's passwd, as runc sets it when env has none."""
+    try:
+        with open(passwd, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid):
+                    return fields[5] or "/"
+    except OSError:
+        pass
+    return "/"
