@@ -76,13 +76,9 @@ def run_hook(kind: str, hook: Hook, state_json: bytes) -> None:
                             f"{os.strerror(exc.errno or 0).lower()}") from exc
         os.close(read_end)
         read_end = -1
-        try:
-            os.write(write_end, state_json)
-        except BrokenPipeError:
-            pass  # a hook need not read its stdin
-        os.close(write_end)
-        write_end = -1
-        status = _wait(pid, hook.timeout)
+        os.set_blocking(write_end, False)
+        status = _feed_and_wait(pid, write_end, state_json, hook.timeout)
+        write_end = -1  # closed by _feed_and_wait
     finally:
         for fd in (read_end, write_end):
             if fd >= 0:
@@ -93,19 +89,34 @@ def run_hook(kind: str, hook: Hook, state_json: bytes) -> None:
         raise HookError(f"{kind} hook {hook.path}: exited with status {status}")
 
 
-def _wait(pid: int, timeout: int | None) -> int | None:
-    """The exit code (negative for a signal), or None if it ran past ``timeout``."""
-    if timeout is None:
-        return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-    deadline = time.monotonic() + timeout
-    delay = 0.001
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        if time.monotonic() >= deadline:
-            os.kill(pid, SIGKILL)
-            os.waitpid(pid, 0)
-            return None
-        time.sleep(delay)
-        delay = min(delay * 2, 0.02)
+def _feed_and_wait(pid: int, stdin_fd: int, data: bytes, timeout: int | None) -> int | None:
+    """Write ``data`` to the hook's stdin as it reads, until it exits: the exit code
+    (negative for a signal), or None if it ran past ``timeout`` (it is killed then).
+    The timeout counts while we write too: a hook that never reads cannot stall us."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    pending = memoryview(data)
+    delay = 0.0005
+    try:
+        while True:
+            if pending:
+                try:
+                    pending = pending[os.write(stdin_fd, pending):]
+                except BlockingIOError:
+                    pass
+                except BrokenPipeError:  # a hook need not read its stdin
+                    pending = pending[:0]
+                if not pending:
+                    os.close(stdin_fd)
+                    stdin_fd = -1
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status)
+            if deadline is not None and time.monotonic() >= deadline:
+                os.kill(pid, SIGKILL)
+                os.waitpid(pid, 0)
+                return None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.02)
+    finally:
+        if stdin_fd >= 0:
+            os.close(stdin_fd)

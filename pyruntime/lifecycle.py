@@ -279,7 +279,7 @@ def _make_fifo(path: str) -> int:
 
 def _release_init(folder: ContainerDir, procfs: ProcFS, record: State) -> None:
     """One byte into exec.fifo releases the init; exec.status then tells how it went."""
-    from pyruntime.process.sync import Channel, ERROR
+    from pyruntime.process.sync import Channel, wait_for_exec
 
     status_fd = os.open(folder.status_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
@@ -295,14 +295,10 @@ def _release_init(folder: ContainerDir, procfs: ProcFS, record: State) -> None:
         finally:
             os.close(fd)
         os.unlink(folder.fifo_path)
-        report = Channel(read_fd=status_fd).receive()
+        wait_for_exec(Channel(read_fd=status_fd))
     finally:
         os.close(status_fd)
     os.unlink(folder.status_path)
-    if report is not None and report["type"] == ERROR:
-        raise ChildError(str(report.get("stage", "")), str(report.get("message", "")))
-    if not procfs.is_alive(record.pid, record.start_time):
-        raise StateError("container init exited before it could exec the process")
 
 
 def _launch_context(spec: Spec, options: CreateOptions, fifos: tuple[int, int],

@@ -14,12 +14,14 @@ import os
 from pyruntime import credentials, lsm, scheduling
 from pyruntime.errors import PyRuntimeError, SyscallError
 from pyruntime.plan.scheduling import plan_io_priority, plan_scheduler
+from pyruntime.process.sync import EXEC
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from pyruntime.plan.capabilities import CapabilityPlan
+    from pyruntime.process.sync import Channel
     from pyruntime.spec.model import Process
     from pyruntime.syscalls.linux import LinuxSyscalls
 
@@ -33,16 +35,18 @@ CAUGHT_SIGNALS = (1, 2, 3, 10, 12, 14, 15)  # those the init handles while it wa
 class ProcessTail:
     """The process to become, and what the parent decided about it."""
 
-    __slots__ = ("sys", "process", "capabilities", "preserved_fds", "extra_env", "executable")
+    __slots__ = ("sys", "process", "capabilities", "preserved_fds", "extra_env", "executable",
+                 "report")
 
     def __init__(self, sys: LinuxSyscalls, process: Process, capabilities: CapabilityPlan | None,
-                 preserved_fds: int, extra_env: list[str]) -> None:
+                 preserved_fds: int, extra_env: list[str], report: Channel | None = None) -> None:
         self.sys = sys
         self.process = process
         self.capabilities = capabilities
         self.preserved_fds = preserved_fds  # fds 3 .. 3+N-1 reach the process
         self.extra_env = extra_env  # LISTEN_FDS/LISTEN_PID when passed through
         self.executable = ""
+        self.report = report  # where the EXEC message goes (exec.status, or exec's pipe)
 
     def find_executable(self) -> None:
         self.executable = find_executable(self.process.args[0], self.process.env)
@@ -72,6 +76,10 @@ class ProcessTail:
             lsm.write_attribute(path, text, self.sys.fstatfs_type)
 
     def exec(self) -> None:
+        """The report channel learns we are about to exec: its close-on-exec EOF then
+        means success, and an ERROR after EXEC means the execve itself failed."""
+        if self.report is not None:
+            self.report.send(EXEC)
         for number in (*CAUGHT_SIGNALS, SIGPIPE, SIGXFSZ):  # Python ignores SIGPIPE, SIGXFSZ
             _signal.signal(number, _signal.SIG_DFL)
         env = dict(entry.split("=", 1) for entry in [*self.process.env, *self.extra_env])
@@ -84,8 +92,8 @@ def identity_steps(tail: ProcessTail) -> Steps:
     sys, process = tail.sys, tail.process
     return [
         ("set rlimits", lambda: credentials.apply_rlimits(sys, process)),
-        ("find executable", tail.find_executable),
         ("change directory", lambda: change_directory(process.cwd)),
+        ("find executable", tail.find_executable),  # after chdir: "./app" is relative to cwd
         ("set scheduler", lambda: scheduling.apply_scheduler(
             sys, plan_scheduler(process.raw.get("scheduler")))),
         ("set io priority", lambda: scheduling.apply_io_priority(

@@ -43,7 +43,7 @@ def steps(context: LaunchContext, root: RootfsContext) -> list[tuple[str, Callab
     spec, sys = context.spec, context.sys
     assert spec.process is not None
     tail = ProcessTail(sys, spec.process, context.capabilities, context.preserved_fds,
-                       context.extra_env)
+                       context.extra_env, context.to_parent)
     return [
         ("handle signals", _exit_on_signals),
         ("make / private", lambda: rootfs.make_root_private(root)),

@@ -12,8 +12,9 @@
                                                                   limits, cwd, user, caps,
                                                                   no_new_privs, fds, exec
               ◀────────────────────────────── ERROR {stage, message} ── only on failure
-  EOF on the pipe: exec'd (the pipe is close-on-exec).  Then wait for it (or, with
-  --detach, write --pid-file and leave it to our caller's subreaper).
+              ◀────────────────────────────────────────────── EXEC ──  execve
+  EXEC then EOF on the pipe: exec'd (the pipe is close-on-exec).  Then wait for it
+  (or, with --detach, write --pid-file and leave it to our caller's subreaper).
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from __future__ import annotations
 import os
 
 from pyruntime import credentials
-from pyruntime.errors import ChildError, SyscallError
+from pyruntime.errors import SyscallError
 from pyruntime.plan.namespaces import NAMESPACES
 from pyruntime.process.child import run_steps
 from pyruntime.process.finish import exec_steps, identity_steps
-from pyruntime.process.sync import ERROR, INIT_PID, Channel
+from pyruntime.process.sync import INIT_PID, Channel, wait_for_exec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ def spawn(sys: LinuxSyscalls, tail: ProcessTail, namespace_fds: dict[str, int],
     """Start the process in the container; return its pid once it has exec'd."""
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     report = Channel(write_fd=write_fd)
+    tail.report = report
     sys.prctl(PR_SET_CHILD_SUBREAPER, 1, label="become subreaper")
     joiner = os.fork()
     if joiner == 0:
@@ -72,12 +74,9 @@ def spawn(sys: LinuxSyscalls, tail: ProcessTail, namespace_fds: dict[str, int],
     pid = 0
     try:
         pid = int(channel.expect(INIT_PID)["pid"])
-        _, status = os.waitpid(joiner, 0)
+        os.waitpid(joiner, 0)
         joiner = 0
-        message = channel.receive()
-        if message is not None and message["type"] == ERROR:
-            os.waitpid(pid, 0)
-            raise ChildError(str(message.get("stage", "")), str(message.get("message", "")))
+        wait_for_exec(channel)
     except BaseException:
         for child in (joiner, pid):
             if child:

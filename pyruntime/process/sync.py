@@ -30,10 +30,14 @@
 
   start                                               init
   -----                                               ----
-  open exec.status to read; write "0" to exec.fifo ─▶ startContainer hooks, execve
-  read exec.status to EOF:                            exec.status is close-on-exec, so a
-    nothing: the process runs -> poststart hooks      successful exec closes it; a failure
-    ◀── ERROR {stage, message} ──                     is written there first, then _exit(1)
+  open exec.status to read; write "0" to exec.fifo ─▶ startContainer hooks
+              ◀───────────────────────────── EXEC ──  execve: exec.status is close-on-exec
+  read exec.status to EOF:
+    EXEC then EOF: the process runs -> poststart hooks
+    ERROR {stage, message}: a hook or the execve failed (the init _exits)
+    EOF alone: the init died before it could exec
+
+  ``exec`` (process/join.py) reads its pipe the same way.
 
 Messages are single-line JSON objects on pipes, each write at most PIPE_BUF
 bytes so that it is atomic; the set is closed: ``receive`` raises on
@@ -53,8 +57,9 @@ INIT_PID = "init_pid"
 CREATE_HOOKS = "create_hooks"
 HOOKS_DONE = "hooks_done"
 READY = "ready"
+EXEC = "exec"
 ERROR = "error"
-MESSAGES = frozenset({USERNS, MAPPED, INIT_PID, CREATE_HOOKS, HOOKS_DONE, READY, ERROR})
+MESSAGES = frozenset({USERNS, MAPPED, INIT_PID, CREATE_HOOKS, HOOKS_DONE, READY, EXEC, ERROR})
 PIPE_BUF = 4096
 
 TYPE_CHECKING = False
@@ -114,6 +119,20 @@ class Channel:
             if fd >= 0:
                 os.close(fd)
         self.read_fd = self.write_fd = -1
+
+
+def wait_for_exec(channel: Channel) -> None:
+    """EXEC then EOF: the process runs.  See the diagram above for the rest."""
+    message = channel.receive()
+    if message is not None and message["type"] == EXEC:
+        message = channel.receive()
+        if message is None:
+            return
+    if message is None:
+        raise ChildError("start", "the container init exited before it could exec the process")
+    if message["type"] == ERROR:
+        raise ChildError(str(message.get("stage", "")), str(message.get("message", "")))
+    raise ChildError("sync", f"unexpected {message['type']} while waiting for the exec")
 
 
 def encode_message(kind: str, fields: dict[str, Any]) -> bytes:

@@ -431,15 +431,35 @@ def test_failing_create_hook_undoes_the_create(rt: Runtime, bundles: BundleFacto
     assert not (rt.root / cid).exists()
 
 
+@pytest.mark.xfail(reason="bug: start reports 'container init exited before it could exec "
+                          "the process' when the process exec'd and already exited",
+                   strict=True)
 def test_a_process_that_exits_at_once_is_not_a_failed_start(rt: Runtime, bundles: BundleFactory,
                                                             token: str) -> None:
     """``true`` may be gone before ``start`` looks at it: that is a process that ran
-    and exited 0, not an init that died before its exec.  Repeated, because the
-    window is small."""
+    and exited 0, not an init that died before its exec.  The window is small, so
+    it is widened: the container runs on CPU 1, ``start`` at nice 10 on CPU 0
+    next to a busy loop."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two CPUs")
     bundle = bundles.make(["true"])
+    spinner = subprocess.Popen(["taskset", "-c", "0", "sh", "-c", "while :; do :; done"])
     failures = []
-    for attempt in range(40):
-        result = rt.run(f"q{attempt}-{token}", bundle)
-        if result.returncode != 0:
-            failures.append(result.stderr.strip())
-    assert failures == [], f"{len(failures)}/40 runs failed: {sorted(set(failures))}"
+    try:
+        for attempt in range(4):
+            name = f"q{attempt}-{token}"
+            create = subprocess.run(["taskset", "-c", "1", *rt.argv("create", "--bundle",
+                                                                      str(bundle), name)],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, env=rt.env, timeout=30)
+            assert create.returncode == 0
+            start = subprocess.run(["taskset", "-c", "0", "nice", "-n", "10",
+                                    *rt.argv("start", name)],
+                                   capture_output=True, text=True, env=rt.env, timeout=30)
+            if start.returncode != 0:
+                failures.append(start.stderr.strip())
+            rt.delete(name, force=True).ok()
+    finally:
+        spinner.kill()
+        spinner.wait(timeout=10)
+    assert failures == [], f"{len(failures)}/4 starts failed: {sorted(set(failures))}"

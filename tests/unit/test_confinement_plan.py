@@ -2,8 +2,8 @@
 
 ``plan.scheduling`` (process.scheduler, process.ioPriority, linux.personality,
 execCPUAffinity), ``plan.sysctls`` with ``validate.check_sysctls`` (only what
-the container's own namespaces isolate), ``validate.check_hooks``, and the
-``check_init_steps`` part of the init (scheduler, I/O priority, personality
+the container's own namespaces isolate), ``validate.check_hooks``, and
+the init's steps for them (scheduler, I/O priority, personality
 and session keyring as calls on RecordingSyscalls).  Every refusal must name
 the field: engines show the one line to users.  What the kernel makes of
 these calls is covered in tests/integration/test_confinement.py.
@@ -425,7 +425,7 @@ def fake() -> Iterator[RecordingSyscalls]:
 
 def _init_steps(sys: RecordingSyscalls, tmp_path: Path, config: dict[str, Any] = INIT_CONFIG,
                 new_keyring: bool = True, container_id: str = "c1"
-                ) -> tuple[dict[str, Any], list[str], list[Channel]]:
+                ) -> tuple[list[tuple[str, Any]], list[Channel]]:
     spec = Spec(copy.deepcopy(config), str(tmp_path), str(tmp_path / "rootfs"))
     assert spec.process is not None
     channels = list(pipe_pair())
@@ -435,53 +435,70 @@ def _init_steps(sys: RecordingSyscalls, tmp_path: Path, config: dict[str, Any] =
                             new_keyring, 0, [], to_parent, from_parent, [],
                             {"ociVersion": "1.3.0", "id": container_id})
     steps = init.steps(context, RootfsContext(spec, sys, [], False, False, []))  # type: ignore[arg-type]
-    return dict(steps), [name for name, _ in steps], channels
+    return steps, channels
 
 
 def _run_steps(sys: RecordingSyscalls, tmp_path: Path, names: list[str],
                **options: Any) -> None:
-    by_name, _, channels = _init_steps(sys, tmp_path, **options)
+    """The named steps, in the init's own order (not the order of ``names``)."""
+    steps, channels = _init_steps(sys, tmp_path, **options)
     try:
-        for name in names:
-            by_name[name]()
+        assert set(names) <= {name for name, _ in steps}, "a step was renamed"
+        for name, step in steps:
+            if name in names:
+                step()
     finally:
         for channel in channels:
             channel.close()
 
 
-def _without_capability_reads(sys: RecordingSyscalls) -> list[Call]:
-    return [call for call in sys.calls
-            if not (call.name == "prctl" and call.args[0] == PR_CAPBSET_READ)]
+def _step_names(sys: RecordingSyscalls, tmp_path: Path) -> list[str]:
+    steps, channels = _init_steps(sys, tmp_path)
+    for channel in channels:
+        channel.close()
+    return [name for name, _ in steps]
 
 
 def test_confinement_steps_come_before_the_capabilities_drop(fake: RecordingSyscalls,
                                                             tmp_path: Path) -> None:
-    _, names, channels = _init_steps(fake, tmp_path)
-    for channel in channels:
-        channel.close()
-    positions = [names.index(name) for name in CONFINEMENT_STEPS]
-    assert positions == sorted(positions)
-    assert names.index("drop bounding set") < names.index("switch user") < \
-        names.index("set capabilities")
+    names = _step_names(fake, tmp_path)
+    assert len(set(names)) == len(names)
+    drop = names.index("drop bounding set")
+    for name in CONFINEMENT_STEPS[:-1]:
+        assert names.index(name) < drop, f"{name} must run while the init holds every capability"
+    assert names.index("pivot_root") < min(names.index(name) for name in CONFINEMENT_STEPS)
+    assert drop < names.index("switch user") < names.index("set capabilities")
     assert names.index("set sysctls") > names.index("pivot_root"), \
         "sysctls go to the container's /proc/sys, after pivot_root"
     assert names.index("startContainer hooks") < names.index("set security labels") < \
         names.index("exec")
 
 
+CONFINEMENT_CALLS = ["join_session_keyring", "sched_setattr", "ioprio_set", "personality"]
+
+
+def _before_first_drop(sys: RecordingSyscalls) -> list[Call]:
+    calls = [call for call in sys.calls
+             if not (call.name == "prctl" and call.args[0] == PR_CAPBSET_READ)]
+    first_drop = next(index for index, call in enumerate(calls)
+                      if call.name == "prctl" and call.args[0] == PR_CAPBSET_DROP)
+    return calls[:first_drop]
+
+
 def test_init_calls_scheduler_ioprio_personality_keyring_before_the_drop(
         fake: RecordingSyscalls, tmp_path: Path) -> None:
     _run_steps(fake, tmp_path, CONFINEMENT_STEPS)
-    calls = _without_capability_reads(fake)
-    assert [call.name for call in calls[:4]] == ["join_session_keyring", "sched_setattr",
-                                                 "ioprio_set", "personality"]
-    assert calls[0].args == ("_ses.c1",)
-    assert calls[1].args == (1, 0x01, 0, 10, 0, 0, 0)
-    assert calls[2].args[1:] == (0, 2 << 13 | 4)  # the "which" is the xfail test's below
-    assert calls[3].args == (0x0008,)
-    rest = calls[4:]
-    assert rest and all(call.name == "prctl" and call.args[0] == PR_CAPBSET_DROP
-                        for call in rest)
+    before = {call.name: call for call in _before_first_drop(fake)}
+    assert sorted(before) == sorted(CONFINEMENT_CALLS)
+    assert before["join_session_keyring"].args == ("_ses.c1",)
+    assert before["sched_setattr"].args == (1, 0x01, 0, 10, 0, 0, 0)
+    assert before["ioprio_set"].args[1:] == (0, 2 << 13 | 4)  # "which": the xfail test below
+    assert before["personality"].args == (0x0008,)
+    assert len(fake.named("prctl")) > 0 and all(
+        call.args[0] in (PR_CAPBSET_READ, PR_CAPBSET_DROP) for call in fake.named("prctl"))
+    assert [c.name for c in fake.calls if c.name in CONFINEMENT_CALLS] == \
+        [c.name for c in _before_first_drop(fake) if c.name in CONFINEMENT_CALLS], \
+        "each is called once, before the drop"
 
 
 def test_keyring_is_named_after_the_container(fake: RecordingSyscalls, tmp_path: Path) -> None:
@@ -492,14 +509,14 @@ def test_keyring_is_named_after_the_container(fake: RecordingSyscalls, tmp_path:
 def test_no_new_keyring_makes_no_keyring_call(fake: RecordingSyscalls, tmp_path: Path) -> None:
     _run_steps(fake, tmp_path, CONFINEMENT_STEPS, new_keyring=False)
     assert "join_session_keyring" not in fake.names()
-    assert fake.names()[:3] == ["sched_setattr", "ioprio_set", "personality"]
+    assert sorted(c.name for c in _before_first_drop(fake)) == \
+        ["ioprio_set", "personality", "sched_setattr"]
 
 
 def test_keyring_enosys_is_ignored(fake: RecordingSyscalls, tmp_path: Path) -> None:
     fake.fail_on("join_session_keyring", errno.ENOSYS)
     _run_steps(fake, tmp_path, CONFINEMENT_STEPS)
-    assert fake.names()[:4] == ["join_session_keyring", "sched_setattr", "ioprio_set",
-                                "personality"]
+    assert sorted(c.name for c in _before_first_drop(fake)) == sorted(CONFINEMENT_CALLS)
 
 
 @pytest.mark.parametrize("code", [errno.EPERM, errno.EDQUOT, errno.EACCES])
@@ -510,7 +527,8 @@ def test_keyring_other_errors_fail_the_step(fake: RecordingSyscalls, tmp_path: P
         _run_steps(fake, tmp_path, CONFINEMENT_STEPS)
     assert caught.value.errno == code
     assert str(caught.value).startswith("join session keyring _ses.c1: ")
-    assert fake.names() == ["join_session_keyring"], "nothing may run after the failure"
+    assert fake.names()[-1] == "join_session_keyring", "nothing may run after the failure"
+    assert fake.names().count("join_session_keyring") == 1
 
 
 def test_without_the_fields_no_calls(fake: RecordingSyscalls, tmp_path: Path) -> None:

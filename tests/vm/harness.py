@@ -52,6 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -361,15 +362,41 @@ def _fetch_kernel(cache: Path, package: str) -> Path:
         shutil.copyfile(vmlinuz[0], staging / "vmlinuz")
         for name, data in modules:
             (staging / "modules" / f"{name}.ko").write_bytes(data)
+        config = sorted((unpack / "boot").glob("config-*"))
+        pvh = bool(config) and "\nCONFIG_PVH=y\n" in config[0].read_text()
+        elf = _extract_vmlinux(vmlinuz[0].read_bytes()) if pvh else None
+        if elf is not None:
+            (staging / "vmlinux").write_bytes(elf)
         (staging / "manifest.json").write_text(json.dumps({
             "package": package,
             "kernel_version": moddirs[0].name,
             "wanted": list(GUEST_MODULES),
             "load_order": [name for name, _ in modules],
+            "pvh_vmlinux": elf is not None,
         }, indent=1))
         shutil.rmtree(dest, ignore_errors=True)
         staging.rename(dest)
     return dest
+
+
+def _extract_vmlinux(bzimage: bytes) -> bytes | None:
+    """The ELF inside a bzImage (xz or gzip payload), like scripts/extract-vmlinux.
+
+    qemu boots such an ELF straight at its PVH entry point: no firmware real-mode
+    setup and no in-guest decompression, which under TCG saves ~3-4 s per boot.
+    """
+    for magic, make in ((b"\xfd7zXZ\x00", lzma.LZMADecompressor),
+                        (b"\x1f\x8b\x08", lambda: zlib.decompressobj(16 + zlib.MAX_WBITS))):
+        at = bzimage.find(magic)
+        while at != -1:
+            try:
+                out = make().decompress(bzimage[at:])
+            except (lzma.LZMAError, zlib.error):
+                out = b""
+            if out[:4] == b"\x7fELF":
+                return out
+            at = bzimage.find(magic, at + 1)
+    return None
 
 
 class _Cpio:
@@ -453,8 +480,11 @@ def ensure_built(cache: Path = CACHE_DIR) -> VMImage:
         if kdir is None:
             kdir = _fetch_kernel(cache, _kernel_package())
         initrd = _build_initramfs(kdir, cache)
-        version = json.loads((kdir / "manifest.json").read_text())["kernel_version"]
-        _IMAGE = VMImage(kernel=kdir / "vmlinuz", initrd=initrd, kernel_version=version)
+        info = json.loads((kdir / "manifest.json").read_text())
+        kernel = kdir / "vmlinuz"
+        if info.get("pvh_vmlinux") and not os.environ.get("PYRUNTIME_VM_BZIMAGE"):
+            kernel = kdir / "vmlinux"
+        _IMAGE = VMImage(kernel=kernel, initrd=initrd, kernel_version=info["kernel_version"])
         return _IMAGE
 
 
