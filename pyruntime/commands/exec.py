@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from pyruntime import jsonio
-from pyruntime.commands._foreground import wait_forwarding_signals
+from pyruntime.commands._foreground import SignalForwarder
 from pyruntime.errors import ConfigError, PyRuntimeError, UsageError
 from pyruntime.lifecycle import Runtime, write_pid_file
 
@@ -79,10 +79,12 @@ def _exec(parsed: Parsed, root: str) -> int:
     container_id = parsed.args[0]
     record, _ = runtime.status_of(container_id)
     process = process_from(parsed, dict(record.config.get("process", {})))
+    forwarder = None if parsed.flag("detach") else SignalForwarder()
     pid = runtime.exec(container_id, process, parsed.number("preserve-fds"),
                        parsed.flag("ignore-paused"))
     if parsed.text("pid-file"):
         write_pid_file(parsed.text("pid-file"), pid)
-    if parsed.flag("detach"):
+    if forwarder is None:
         return 0
-    return wait_forwarding_signals(pid)
+    forwarder.forward_to(pid)
+    return forwarder.wait()

@@ -7,7 +7,7 @@ container (unless ``--keep``).  ``--detach`` returns right after ``start``.
 
 from __future__ import annotations
 
-from pyruntime.commands._foreground import wait_forwarding_signals
+from pyruntime.commands._foreground import SignalForwarder
 from pyruntime.commands.create import options_from
 from pyruntime.lifecycle import Runtime
 
@@ -20,14 +20,16 @@ def run(parsed: Parsed, root: str) -> int:
     runtime = Runtime(root)
     container_id = parsed.args[0]
     created = runtime.create(container_id, options_from(parsed))
+    forwarder = None if parsed.flag("detach") else SignalForwarder()
     try:
         runtime.start(container_id)
     except BaseException:
         runtime.delete(container_id, force=True)
         raise
-    if parsed.flag("detach"):
+    if forwarder is None:
         return 0
-    status = wait_forwarding_signals(created.pid)
+    forwarder.forward_to(created.pid)
+    status = forwarder.wait()
     if not parsed.flag("keep"):
         for warning in runtime.delete(container_id, force=True):
             parsed.warn(warning)

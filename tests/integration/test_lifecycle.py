@@ -431,9 +431,6 @@ def test_failing_create_hook_undoes_the_create(rt: Runtime, bundles: BundleFacto
     assert not (rt.root / cid).exists()
 
 
-@pytest.mark.xfail(reason="bug: start reports 'container init exited before it could exec "
-                          "the process' when the process exec'd and already exited",
-                   strict=True)
 def test_a_process_that_exits_at_once_is_not_a_failed_start(rt: Runtime, bundles: BundleFactory,
                                                             token: str) -> None:
     """``true`` may be gone before ``start`` looks at it: that is a process that ran

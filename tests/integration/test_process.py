@@ -68,9 +68,6 @@ def test_home_defaults_from_the_containers_passwd(rt: Runtime, bundles: BundleFa
     assert rt.run(cid, bundle).ok().stdout == f"{home}\n"
 
 
-@pytest.mark.xfail(reason="bug: a relative args[0] with a slash is checked against / "
-                          "instead of process.cwd ('find executable' runs before 'change "
-                          "directory')", strict=True)
 def test_relative_executable_is_found_from_cwd(rt: Runtime, bundles: BundleFactory,
                                                cid: str) -> None:
     """args[0] has execvp's semantics (config.md): ./echo in cwd /bin is /bin/echo.
