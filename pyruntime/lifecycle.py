@@ -179,6 +179,7 @@ class Runtime:
              ignore_paused: bool = False) -> int:
         """Start ``process_raw`` (a process.json) in the container; its pid once exec'd."""
         from pyruntime.plan.capabilities import plan_capabilities
+        from pyruntime.plan.scheduling import parse_cpu_list
         from pyruntime.process import join
         from pyruntime.process.finish import ProcessTail
 
@@ -195,7 +196,11 @@ class Runtime:
                 raise StateError("container not running")
             tail = ProcessTail(self.syscalls, process, plan_capabilities(process.capabilities),
                                preserve_fds, [])
-            return join.spawn(self.syscalls, tail, namespace_fds, [])
+            affinity = process.raw.get("execCPUAffinity") or {}
+            initial, final = (parse_cpu_list(affinity[key], f"process.execCPUAffinity.{key}")
+                              if affinity.get(key) else None for key in ("initial", "final"))
+            tail.final_cpus = final
+            return join.spawn(self.syscalls, tail, namespace_fds, [], initial)
         finally:
             for fd in namespace_fds.values():
                 try:

@@ -36,7 +36,7 @@ class ProcessTail:
     """The process to become, and what the parent decided about it."""
 
     __slots__ = ("sys", "process", "capabilities", "preserved_fds", "extra_env", "executable",
-                 "report")
+                 "report", "final_cpus")
 
     def __init__(self, sys: LinuxSyscalls, process: Process, capabilities: CapabilityPlan | None,
                  preserved_fds: int, extra_env: list[str], report: Channel | None = None) -> None:
@@ -47,6 +47,10 @@ class ProcessTail:
         self.extra_env = extra_env  # LISTEN_FDS/LISTEN_PID when passed through
         self.executable = ""
         self.report = report  # where the EXEC message goes (exec.status, or exec's pipe)
+        self.final_cpus: set[int] | None = None  # execCPUAffinity.final, for exec only
+
+    def set_final_affinity(self) -> None:
+        set_cpu_affinity(self.final_cpus)
 
     def find_executable(self) -> None:
         self.executable = find_executable(self.process.args[0], self.process.env)
@@ -109,6 +113,7 @@ def identity_steps(tail: ProcessTail) -> Steps:
 
 def exec_steps(tail: ProcessTail) -> Steps:
     return [
+        ("set cpu affinity", tail.set_final_affinity),
         ("set security labels", tail.set_exec_labels),
         ("exec", tail.exec),
     ]
@@ -129,6 +134,15 @@ def find_executable(name: str, env: list[str]) -> str:
     if "/" in name:
         raise PyRuntimeError(f"{name}: no such file or not executable")
     raise PyRuntimeError(f'"{name}": executable file not found in $PATH')
+
+
+def set_cpu_affinity(cpus: set[int] | None) -> None:
+    """execCPUAffinity: ``initial`` for the joiner, ``final`` for the process itself."""
+    if cpus:
+        try:
+            os.sched_setaffinity(0, cpus)
+        except OSError as exc:
+            raise SyscallError("sched_setaffinity", str(sorted(cpus)), exc.errno or 0) from exc
 
 
 def change_directory(cwd: str) -> None:

@@ -25,7 +25,7 @@ from pyruntime import credentials
 from pyruntime.errors import SyscallError
 from pyruntime.plan.namespaces import NAMESPACES
 from pyruntime.process.child import run_steps
-from pyruntime.process.finish import exec_steps, identity_steps
+from pyruntime.process.finish import exec_steps, identity_steps, set_cpu_affinity
 from pyruntime.process.sync import INIT_PID, Channel, wait_for_exec
 
 TYPE_CHECKING = False
@@ -59,7 +59,7 @@ def open_namespaces(procfs: ProcFS, init_pid: int) -> dict[str, int]:
 
 
 def spawn(sys: LinuxSyscalls, tail: ProcessTail, namespace_fds: dict[str, int],
-          parent_only_fds: list[int]) -> int:
+          parent_only_fds: list[int], initial_cpus: set[int] | None = None) -> int:
     """Start the process in the container; return its pid once it has exec'd."""
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     report = Channel(write_fd=write_fd)
@@ -68,7 +68,7 @@ def spawn(sys: LinuxSyscalls, tail: ProcessTail, namespace_fds: dict[str, int],
     joiner = os.fork()
     if joiner == 0:
         os.close(read_fd)
-        _run_joiner(sys, tail, namespace_fds, parent_only_fds, report)
+        _run_joiner(sys, tail, namespace_fds, parent_only_fds, report, initial_cpus)
     os.close(write_fd)
     channel = Channel(read_fd=read_fd)
     pid = 0
@@ -96,7 +96,8 @@ def _kill_and_reap(pid: int) -> None:
 
 
 def _run_joiner(sys: LinuxSyscalls, tail: ProcessTail, namespace_fds: dict[str, int],
-                parent_only_fds: list[int], report: Channel) -> NoReturn:
+                parent_only_fds: list[int], report: Channel,
+                initial_cpus: set[int] | None) -> NoReturn:
     def fork_process() -> None:
         pid = os.fork()
         if pid == 0:
@@ -110,6 +111,7 @@ def _run_joiner(sys: LinuxSyscalls, tail: ProcessTail, namespace_fds: dict[str, 
     steps: list[tuple[str, Callable[[], object]]] = [
         ("drop parent descriptors", close_parent_fds),
         ("set non-dumpable", lambda: credentials.set_dumpable(sys, False)),
+        ("set initial cpu affinity", lambda: set_cpu_affinity(initial_cpus)),
         ("join namespaces", lambda: _join(sys, namespace_fds)),
         ("fork process", fork_process),
     ]

@@ -200,13 +200,15 @@ def test_hooks_get_only_stdin_stdout_stderr(rt: Runtime, bundles: BundleFactory,
 
 FD_PROBE = """
 import os, sys
-def alive(fd):
+def target(fd):
     try:
-        os.readlink("/proc/self/fd/" + fd)
-        return True
+        return os.readlink("/proc/self/fd/" + fd)
     except OSError:  # the descriptor listdir itself used, closed by now
-        return False
-open(sys.argv[1], "w").write(" ".join(fd for fd in os.listdir("/proc/self/fd") if alive(fd)) + "\\n" + " ".join(os.readlink("/proc/self/fd/" + fd) for fd in os.listdir("/proc/self/fd") if alive(fd)))
+        return None
+found = {fd: target(fd) for fd in os.listdir("/proc/self/fd")}
+found = {fd: link for fd, link in found.items() if link is not None}
+with open(sys.argv[1], "w") as out:  # opened only now: not in the list
+    out.write(" ".join(found) + "\\n" + " ".join(found.values()))
 """
 
 

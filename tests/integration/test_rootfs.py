@@ -272,9 +272,6 @@ def test_symlinked_mount_destination_never_reaches_the_host(
     assert not (rt.root / cid).exists()
 
 
-@pytest.mark.xfail(reason="bug: a mount destination through a symlink whose target is "
-                          "missing fails ('not a directory') instead of being created "
-                          "inside the rootfs as runc does", strict=True)
 @pytest.mark.parametrize("relative", [False, True], ids=["absolute", "dotdot"])
 def test_symlinked_mount_destination_is_resolved_inside_the_rootfs(
         rt: Runtime, bundles: BundleFactory, cid: str, relative: bool) -> None:
@@ -292,9 +289,6 @@ def test_symlinked_mount_destination_is_resolved_inside_the_rootfs(
     assert sorted(p.name for p in outside.iterdir()) == ["sentinel"]
 
 
-@pytest.mark.xfail(reason="bug: a mount destination whose last component is a symlink fails "
-                          "with 'not a directory' (runc follows it inside the rootfs)",
-                   strict=True)
 def test_symlink_to_an_existing_folder_in_the_rootfs(rt: Runtime, bundles: BundleFactory,
                                                      cid: str) -> None:
     """The common case (/var/run -> /run): the mount lands on the link's target."""

@@ -87,5 +87,4 @@ out["freeze_exists"] = (cpu / "cgroup.freeze").exists()
 for cg in (mem, pids, cpu):
     cg.rmdir()
 out["cleaned"] = not any(cg.exists() for cg in (mem, pids, cpu))
-print(json.dumps(out))
-os._exit(0)
+print(json.dumps(out), flush=True)
