@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from pyruntime.errors import ConfigError, SyscallError
+from pyruntime.errors import ConfigError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from pyruntime.spec.model import Spec
 
-PROC_SUPER_MAGIC = 0x9FA0
+# the write itself: procfs.write_on_procfs
 
 
 def apparmor_enabled(sys_root: str = "/sys") -> bool:
@@ -61,19 +61,3 @@ def exec_attributes(process: dict[str, Any], proc_root: str = "/proc"
     if label:
         writes.append((os.path.join(proc_root, "self/attr/exec"), label))
     return writes
-
-
-def write_attribute(path: str, text: str, filesystem_of: Callable[[int, str], int]) -> None:
-    """Write ``text`` to ``path`` if, and only if, the file is on procfs."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    except OSError as exc:
-        raise SyscallError("open", path, exc.errno or 0) from exc
-    try:
-        if filesystem_of(fd, path) != PROC_SUPER_MAGIC:
-            raise SyscallError("write", f"{path} (not on procfs)", 1)
-        os.write(fd, text.encode())
-    except OSError as exc:
-        raise SyscallError("write", path, exc.errno or 0) from exc
-    finally:
-        os.close(fd)

@@ -7,6 +7,14 @@ from __future__ import annotations
 
 import os
 
+from pyruntime.errors import SyscallError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+PROC_SUPER_MAGIC = 0x9FA0
+
 
 class ProcessInfo:
     """What /proc/PID/stat says: run state and start time (clock ticks since boot)."""
@@ -109,3 +117,20 @@ def read_cgroup_paths(procfs: ProcFS, pid: int | str = "self") -> dict[str, str]
             _, controllers, path = line.rstrip("\n").split(":", 2)
             paths[controllers] = path
     return paths
+
+
+def write_on_procfs(path: str, text: str, filesystem_of: Callable[[int, str], int]) -> None:
+    """Write ``text`` to ``path`` if, and only if, the file really is on procfs: an image
+    with a fake /proc (a folder, a symlink, a tmpfs) must not swallow a security write."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise SyscallError("open", path, exc.errno or 0) from exc
+    try:
+        if filesystem_of(fd, path) != PROC_SUPER_MAGIC:
+            raise SyscallError("write", f"{path} (not on procfs)", 1)
+        os.write(fd, text.encode())
+    except OSError as exc:
+        raise SyscallError("write", path, exc.errno or 0) from exc
+    finally:
+        os.close(fd)

@@ -186,7 +186,7 @@ def process_state(notify_fd_name: str, state: dict[str, object],
     message: dict[str, object] = {"ociVersion": OCI_VERSION, "fds": [notify_fd_name],
                                   "pid": state.get("pid"), "state": state}
     if metadata:
-        pass  # runtime-spec's Go struct: omitempty
+        message["metadata"] = metadata  # runtime-spec's Go struct: omitempty
     return message
 
 

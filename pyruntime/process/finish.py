@@ -14,6 +14,7 @@ import os
 from pyruntime import credentials, lsm, scheduling
 from pyruntime.errors import PyRuntimeError, SyscallError
 from pyruntime.plan.scheduling import plan_io_priority, plan_scheduler
+from pyruntime.procfs import write_on_procfs
 from pyruntime.process.sync import EXEC
 
 TYPE_CHECKING = False
@@ -77,7 +78,7 @@ class ProcessTail:
     def set_exec_labels(self) -> None:
         """The last change before the exec: the profile applies from the exec on."""
         for path, text in lsm.exec_attributes(self.process.raw):
-            lsm.write_attribute(path, text, self.sys.fstatfs_type)
+            write_on_procfs(path, text, self.sys.fstatfs_type)
 
     def exec(self) -> None:
         """The report channel learns we are about to exec: its close-on-exec EOF then

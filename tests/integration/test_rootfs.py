@@ -8,6 +8,8 @@ fail); from outside, that the host's folders and mount table are untouched.
 from __future__ import annotations
 
 import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -343,3 +345,63 @@ def test_linux_devices(rt: Runtime, bundles: BundleFactory, cid: str) -> None:
         "/dev/myloop block special file 7:c8 600 0:0",
         "/dev/sub/myfifo fifo 0:0 620 0:0"]
     assert out["read"].split() == ["00", "00"]
+
+
+# --- more of mounts[] and root ----------------------------------------------------
+def test_relative_bind_source_is_relative_to_the_bundle(rt: Runtime, bundles: BundleFactory,
+                                                        cid: str) -> None:
+    config = bundles.config(["cat", "/mnt/a/data.txt"],
+                            extra_mounts=[bind("data", "/mnt/a", "rbind", "ro")])
+    bundle = bundles.write(config)
+    (bundle / "data").mkdir()
+    (bundle / "data" / "data.txt").write_text(f"in bundle {rt.token}\n")
+    assert rt.run(cid, bundle).ok().stdout == f"in bundle {rt.token}\n"
+
+
+@pytest.fixture
+def host_dir_with_submount(bundles: BundleFactory) -> Iterator[Path]:
+    """A host folder with a tmpfs mounted on its sub/ (unmounted afterwards)."""
+    host = bundles.host_dir()
+    (host / "sub").mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "sub", str(host / "sub")], check=True, timeout=10)
+    try:
+        yield host
+    finally:
+        subprocess.run(["umount", str(host / "sub")], check=True, timeout=10)
+
+
+@pytest.mark.parametrize("option, sub_readonly", [("ro", False), ("rro", True)])
+def test_recursive_readonly(rt: Runtime, bundles: BundleFactory, cid: str,
+                            host_dir_with_submount: Path, option: str,
+                            sub_readonly: bool) -> None:
+    """``ro`` on an rbind makes the top mount read-only; ``rro`` (mount_setattr with
+    AT_RECURSIVE) makes the submounts read-only too."""
+    bundle = bundles.make(["cat", "/proc/self/mountinfo"], extra_mounts=[
+        bind(host_dir_with_submount, "/mnt/a", "rbind", option)])
+    mounts = parse_mountinfo(rt.run(cid, bundle).ok().stdout)
+    assert "ro" in mount_at(mounts, "/mnt/a").options
+    assert ("ro" in mount_at(mounts, "/mnt/a/sub").options) is sub_readonly
+
+
+@pytest.mark.parametrize("propagation, tag", [("shared", "shared:"), ("unbindable", "unbindable"),
+                                              ("private", None)])
+def test_rootfs_propagation(rt: Runtime, bundles: BundleFactory, cid: str, propagation: str,
+                            tag: str | None) -> None:
+    bundle = bundles.make(["cat", "/proc/self/mountinfo"],
+                          linux={"rootfsPropagation": propagation})
+    root = mount_at(parse_mountinfo(rt.run(cid, bundle).ok().stdout), "/")
+    tags = [t for t in root.optional if tag and t.startswith(tag)]
+    if tag is None:
+        assert not root.is_shared and "unbindable" not in root.optional, root
+    else:
+        assert tags, root
+
+
+def test_no_pivot(rt: Runtime, bundles: BundleFactory, cid: str) -> None:
+    """--no-pivot (MS_MOVE + chroot) gives the same tree: the rootfs at /, ro,
+    and none of the host's folders."""
+    bundle = bundles.make(probe_script({"mounts": MOUNTINFO,
+                                        "host": f"ls -d {bundles.base_dir} 2>&1; true"}))
+    out = sections(rt.run(cid, bundle, "--no-pivot").ok().stdout)
+    assert "ro" in mount_at(parse_mountinfo(out["mounts"]), "/").options
+    assert "No such file or directory" in out["host"]

@@ -570,7 +570,10 @@ def test_send_notify_fd_protocol(tmp_path: Path) -> None:
     server.listen(1)
     read_end, write_end = os.pipe()
     try:
-        send_notify_fd(str(path), read_end, {"id": "c", "pid": 77, "status": "creating"}, "")
+        early = connect_listener(str(path))
+        send_notify_fd(str(path), read_end, {"id": "c", "pid": 77, "status": "creating"}, "",
+                       early)
+        assert early.fileno() == -1  # closed after the one state it carries
         connection, _ = server.accept()
         with connection:
             data, ancillary, _, _ = connection.recvmsg(65536, socket.CMSG_SPACE(4))

@@ -16,6 +16,7 @@ import pytest
 
 from pyruntime import lsm
 from pyruntime.errors import ConfigError, SyscallError
+from pyruntime.procfs import write_on_procfs
 from pyruntime.spec.model import Spec
 
 PROC_SUPER_MAGIC = 0x9FA0
@@ -193,7 +194,7 @@ def test_write_attribute_on_procfs(tmp_path: Path) -> None:
         assert os.fstat(fd).st_ino == path.stat().st_ino, "the check is on the opened file"
         return PROC_SUPER_MAGIC
 
-    lsm.write_attribute(str(path), "exec docker-default", on_procfs)
+    write_on_procfs(str(path), "exec docker-default", on_procfs)
     assert path.read_text() == "exec docker-default"
     assert [label for _, label in seen] == [str(path)]
     with pytest.raises(OSError):
@@ -205,7 +206,7 @@ def test_write_attribute_refuses_anything_but_procfs(tmp_path: Path, magic: int)
     path = _file(tmp_path / "exec", "")
     before = os.listdir("/proc/self/fd")
     with pytest.raises(SyscallError) as caught:
-        lsm.write_attribute(str(path), "exec unconfined", lambda fd, label: magic)
+        write_on_procfs(str(path), "exec unconfined", lambda fd, label: magic)
     assert path.read_text() == "", "nothing may be written off procfs"
     assert str(path) in str(caught.value) and "not on procfs" in str(caught.value)
     assert os.listdir("/proc/self/fd") == before, "the descriptor is closed"
@@ -216,7 +217,7 @@ def test_write_attribute_does_not_follow_a_symlink(tmp_path: Path) -> None:
     link = tmp_path / "exec"
     link.symlink_to(target)
     with pytest.raises(SyscallError) as caught:
-        lsm.write_attribute(str(link), "exec x", lambda fd, label: PROC_SUPER_MAGIC)
+        write_on_procfs(str(link), "exec x", lambda fd, label: PROC_SUPER_MAGIC)
     assert caught.value.operation == "open"
     assert target.read_text() == ""
 
@@ -224,7 +225,7 @@ def test_write_attribute_does_not_follow_a_symlink(tmp_path: Path) -> None:
 def test_write_attribute_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "missing"
     with pytest.raises(SyscallError) as caught:
-        lsm.write_attribute(str(path), "x", lambda fd, label: PROC_SUPER_MAGIC)
+        write_on_procfs(str(path), "x", lambda fd, label: PROC_SUPER_MAGIC)
     assert str(caught.value) == f"open {path}: no such file or directory"
     assert not path.exists()
 
@@ -232,5 +233,5 @@ def test_write_attribute_missing_file(tmp_path: Path) -> None:
 def test_write_attribute_reports_a_refused_write(tmp_path: Path) -> None:
     """A kernel refusing the profile is EINVAL/ENOENT on write: it must surface, named."""
     with pytest.raises(SyscallError) as caught:
-        lsm.write_attribute("/dev/full", "exec p", lambda fd, label: PROC_SUPER_MAGIC)
+        write_on_procfs("/dev/full", "exec p", lambda fd, label: PROC_SUPER_MAGIC)
     assert str(caught.value) == "write /dev/full: no space left on device"

@@ -9,6 +9,7 @@ deliberately broken boot.  Plus cheap checks of the harness itself (no boot).
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import shutil
 import uuid
@@ -39,6 +40,7 @@ echo "python3=$(python3 -c 'import sys; print(sys.version_info[0])')"
 if [ -x {VENV_PYTHON} ]; then
   echo "venv=$({VENV_PYTHON} -c 'import sys, pyruntime; print(sys.prefix, pyruntime.__name__)')"
 fi
+echo "guest_path={GUEST_FILE}"
 echo from-guest > {GUEST_FILE} && echo "guest_file=$(cat {GUEST_FILE})"
 echo "results_share=$VM_RESULTS"
 echo to-stderr >&2
@@ -46,10 +48,19 @@ exit 7
 """
 
 
-@pytest.fixture(scope="module")
-def probe() -> tuple[harness.VMResult, dict[str, str]]:
-    # A list command: exercises the argv form (and its quoting of a whole script).
-    res = harness.run_in_vm(["/bin/sh", "-c", PROBE], timeout=120)
+@pytest.fixture(scope="session")
+def probe(tmp_path_factory: pytest.TempPathFactory) -> tuple[harness.VMResult, dict[str, str]]:
+    """One boot for all the environment checks, shared by pytest-xdist workers too
+    (their basetemps have a common parent), so ``-n 2`` does not boot it twice."""
+    shared = tmp_path_factory.getbasetemp().parent / "vm-probe.json"
+    with open(shared.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if shared.exists():
+            res = harness.VMResult(**json.loads(shared.read_text()))
+        else:
+            # A list command: exercises the argv form (and its quoting of a whole script).
+            res = harness.run_in_vm(["/bin/sh", "-c", PROBE], timeout=120)
+            shared.write_text(json.dumps(dataclasses.asdict(res)))
     facts = dict(line.split("=", 1) for line in res.stdout.splitlines() if "=" in line)
     return res, facts
 
@@ -99,8 +110,10 @@ def test_host_python_and_venv_run(probe: tuple[harness.VMResult, dict[str, str]]
 @pytest.mark.vm
 def test_guest_writes_do_not_reach_the_host(probe: tuple[harness.VMResult, dict[str, str]]) -> None:
     _, facts = probe
+    guest_path = Path(facts["guest_path"])
+    assert guest_path.parent == REPO / "tests" / "vm"
     assert facts["guest_file"] == "from-guest"  # the guest could write there...
-    assert not GUEST_FILE.exists()  # ...and the host never sees it
+    assert not guest_path.exists()  # ...and the host never sees it
 
 
 @pytest.mark.vm
