@@ -190,7 +190,7 @@ def _action(name: object, errno_ret: object, field: str, errno_field: str) -> in
             raise ConfigError(errno_field, f"is not supported by {text}: only "
                                            "SCMP_ACT_ERRNO and SCMP_ACT_TRACE return an errno")
         return base
-    return base | (0 if errno_ret is None else _uint(errno_ret, errno_field, limit))
+    return base | (EPERM if errno_ret is None else _uint(errno_ret, errno_field, limit))
 
 
 def _table_entries(raw: dict[str, Any], key: str, table: dict[str, int],

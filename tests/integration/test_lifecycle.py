@@ -68,16 +68,16 @@ def test_run_of_a_process_killed_by_a_signal_returns_128_plus_n(
     with open(rt.logs / "run.out", "w") as out:
         running = subprocess.Popen(rt.argv("run", "--bundle", str(bundle), cid), stdout=out,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=rt.env)
-        try:
-            rt_state = rt.wait_status(cid, "running") if _appears(rt, cid) else None
-            assert rt_state is not None, (rt.logs / "run.out").read_text()
-            rt.kill(cid, "KILL").ok()
-            assert running.wait(timeout=15) == 128 + 9, (rt.logs / "run.out").read_text()
-        finally:
-            if running.poll() is None:
-                running.kill()
-                running.wait(timeout=15)
-    assert not pid_exists(rt_state["pid"])
+    try:
+        assert _appears(rt, cid), (rt.logs / "run.out").read_text()
+        pid = rt.wait_status(cid, "running")["pid"]
+        rt.kill(cid, "KILL").ok()
+        assert running.wait(timeout=15) == 128 + 9, (rt.logs / "run.out").read_text()
+    finally:
+        if running.poll() is None:
+            running.kill()
+            running.wait(timeout=15)
+    assert not pid_exists(pid)
     assert not (rt.root / cid).exists()
 
 

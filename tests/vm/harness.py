@@ -268,7 +268,7 @@ def _kernel_package() -> str:
             f"cannot resolve {KERNEL_META_PACKAGE} with apt-cache (run 'apt-get update' first): "
             f"{proc.stderr.strip() or proc.stdout.strip() or 'no Depends'}"
         )
-    return deps[0]
+    return str(deps[0])
 
 
 def _module_name(path: Path) -> str:
@@ -340,7 +340,7 @@ def _fetch_kernel(cache: Path, package: str) -> Path:
             return dest
     _log(f"fetching {package} with apt-get download (once; cached in {cache})")
     with tempfile.TemporaryDirectory(prefix="dl-", dir=cache) as tmp:
-        os.chmod(tmp, 0o755)  # so apt's sandbox user can write there (else a warning)
+        os.chmod(tmp, 0o777)  # so apt's sandbox user (_apt) may write there: no warning
         proc = _run(["apt-get", "download", package], cwd=tmp)
         debs = list(Path(tmp).glob("*.deb"))
         if proc.returncode != 0 or not debs:
@@ -560,9 +560,11 @@ def run_in_vm(
                                 stderr=subprocess.STDOUT, text=True)
         try:
             qemu_out, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        except BaseException as exc:  # timeout, or ^C: never leave a qemu behind
             proc.kill()
             qemu_out, _ = proc.communicate()
+            if not isinstance(exc, subprocess.TimeoutExpired):
+                raise
             log = _read(console)
             if (results / "started").exists():
                 raise VMCommandTimeout(
@@ -594,6 +596,8 @@ def run_in_vm(
 
 def unavailable_reason() -> str | None:
     """None when VMs can be booted here; else why not (for pytest.skip)."""
+    if os.environ.get("PYRUNTIME_SKIP_VM"):
+        return "VM tests disabled by PYRUNTIME_SKIP_VM"
     try:
         ensure_built()
     except VMUnavailable as exc:
