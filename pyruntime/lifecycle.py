@@ -180,6 +180,7 @@ class Runtime:
         """Start ``process_raw`` (a process.json) in the container; its pid once exec'd."""
         from pyruntime.plan.capabilities import plan_capabilities
         from pyruntime.plan.scheduling import parse_cpu_list
+        from pyruntime.plan.seccomp import plan_seccomp
         from pyruntime.process import join
         from pyruntime.process.finish import ProcessTail
 
@@ -200,6 +201,8 @@ class Runtime:
             initial, final = (parse_cpu_list(affinity[key], f"process.execCPUAffinity.{key}")
                               if affinity.get(key) else None for key in ("initial", "final"))
             tail.final_cpus = final
+            tail.seccomp = plan_seccomp(record.config.get("linux", {}).get("seccomp"))
+            tail.preload()
             return join.spawn(self.syscalls, tail, namespace_fds, [], initial)
         finally:
             for fd in namespace_fds.values():
@@ -315,6 +318,7 @@ def _launch_context(spec: Spec, options: CreateOptions, fifos: tuple[int, int],
     from pyruntime.plan.capabilities import plan_capabilities
     from pyruntime.plan.mounts import plan_mounts
     from pyruntime.plan.namespaces import plan_namespaces
+    from pyruntime.plan.seccomp import plan_seccomp
     from pyruntime.process.context import LaunchContext
     from pyruntime.process.sync import pipe_pair
 
@@ -331,6 +335,7 @@ def _launch_context(spec: Spec, options: CreateOptions, fifos: tuple[int, int],
         options.new_keyring,
         preserved, extra_env, to_parent, from_parent, [folder.fd],
         {key: value for key, value in hook_state.items() if key not in ("pid", "status")})
+    context.seccomp = plan_seccomp(spec.linux.raw.get("seccomp"))
     return context, from_children, to_children
 
 

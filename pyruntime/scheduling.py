@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from pyruntime.plan.scheduling import Scheduler
     from pyruntime.syscalls.linux import LinuxSyscalls
 
-IOPRIO_WHO_PGRP = 2
+IOPRIO_WHO_PROCESS = 1
 
 
 def apply_scheduler(sys: LinuxSyscalls, scheduler: Scheduler | None) -> None:
@@ -22,9 +22,10 @@ def apply_scheduler(sys: LinuxSyscalls, scheduler: Scheduler | None) -> None:
 
 
 def apply_io_priority(sys: LinuxSyscalls, io_priority: int | None) -> None:
-    """For the process group: the spec applies it to all the container's processes."""
+    """For this process, and so for all that it starts: its process group would be the
+    caller's as well (the init shares it), and the host must keep its own priority."""
     if io_priority is not None:
-        sys.ioprio_set(IOPRIO_WHO_PGRP, 0, io_priority)
+        sys.ioprio_set(IOPRIO_WHO_PROCESS, 0, io_priority)
 
 
 def apply_personality(sys: LinuxSyscalls, domain: int | None) -> None:

@@ -142,6 +142,13 @@ def _add_rule(seccomp: ctypes.CDLL, ctx: int, rule: SeccompRule,
                 raise ConfigError(rule.field, f'cannot add a rule for "{name}": {_reason(rc)}')
 
 
+def preload(plan: SeccompPlan) -> None:
+    """Open libseccomp (and import socket for NOTIFY) while the host's files are in view."""
+    _library()
+    if plan.uses_notify:
+        import socket  # noqa: F401
+
+
 def load_filter(plan: SeccompPlan, skipped: list[str] | None = None) -> int | None:
     """Load the filter into this process; the notify fd (close-on-exec) when a rule
     uses SCMP_ACT_NOTIFY, else None.  Names this libseccomp does not know are

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from pyruntime.plan.capabilities import CapabilityPlan
     from pyruntime.plan.mounts import MountOp
     from pyruntime.plan.namespaces import NamespacePlan
+    from pyruntime.plan.seccomp import SeccompPlan
     from pyruntime.process.sync import Channel
     from pyruntime.spec.model import Spec
     from pyruntime.syscalls.linux import LinuxSyscalls
@@ -20,7 +21,8 @@ if TYPE_CHECKING:
 class LaunchContext:
     __slots__ = ("spec", "sys", "mounts", "namespaces", "joined_fds", "capabilities",
                  "hierarchies", "fifo_fd", "status_fd", "no_pivot", "new_keyring", "preserved_fds",
-                 "extra_env", "to_parent", "from_parent", "parent_only_fds", "state")
+                 "extra_env", "to_parent", "from_parent", "parent_only_fds", "state",
+                 "seccomp")
 
     def __init__(self, spec: Spec, sys: LinuxSyscalls, mounts: list[MountOp],
                  namespaces: NamespacePlan, joined_fds: dict[str, int],
@@ -46,6 +48,7 @@ class LaunchContext:
         self.from_parent = from_parent
         self.parent_only_fds = parent_only_fds  # e.g. the state lock: a child must drop it
         self.state = state  # the OCI state for hooks, without pid and status
+        self.seccomp: SeccompPlan | None = None
 
     def hook_state(self, pid: int, status: str) -> dict[str, object]:
         return {**self.state, "pid": pid, "status": status}

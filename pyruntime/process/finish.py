@@ -21,7 +21,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    import socket
+
     from pyruntime.plan.capabilities import CapabilityPlan
+    from pyruntime.plan.seccomp import SeccompPlan
     from pyruntime.process.sync import Channel
     from pyruntime.spec.model import Process
     from pyruntime.syscalls.linux import LinuxSyscalls
@@ -37,7 +40,7 @@ class ProcessTail:
     """The process to become, and what the parent decided about it."""
 
     __slots__ = ("sys", "process", "capabilities", "preserved_fds", "extra_env", "executable",
-                 "report", "final_cpus")
+                 "report", "final_cpus", "seccomp", "listener", "notify_state")
 
     def __init__(self, sys: LinuxSyscalls, process: Process, capabilities: CapabilityPlan | None,
                  preserved_fds: int, extra_env: list[str], report: Channel | None = None) -> None:
@@ -49,6 +52,42 @@ class ProcessTail:
         self.executable = ""
         self.report = report  # where the EXEC message goes (exec.status, or exec's pipe)
         self.final_cpus: set[int] | None = None  # execCPUAffinity.final, for exec only
+        self.seccomp: SeccompPlan | None = None
+        self.listener: socket.socket | None = None  # to the seccomp agent, made before pivot
+        self.notify_state: dict[str, object] = {}  # the state the agent gets with the fd
+
+    def preload(self) -> None:
+        """Import now what later steps need: after pivot_root (or setns into the mount
+        namespace) our own files and libseccomp are out of sight."""
+        if self.seccomp is not None:
+            from pyruntime import seccomp
+
+            seccomp.preload(self.seccomp)
+
+    def connect_seccomp_listener(self, state: dict[str, object]) -> None:
+        """Before pivot_root, while the host's listenerPath resolves; the state's pid is
+        our pid on the host, which the host's /proc (still mounted here) tells."""
+        plan = self.seccomp
+        if plan is None or not plan.uses_notify or not plan.listener_path:
+            return
+        from pyruntime.seccomp import connect_listener
+
+        self.listener = connect_listener(plan.listener_path)
+        self.notify_state = {**state, "pid": int(os.readlink("/proc/self"))}
+
+    def load_seccomp(self) -> None:
+        from pyruntime.seccomp import load_filter, send_notify_fd
+
+        assert self.seccomp is not None
+        notify_fd = load_filter(self.seccomp)
+        if notify_fd is None:
+            return
+        try:
+            if self.listener is not None and self.seccomp.listener_path:
+                send_notify_fd(self.seccomp.listener_path, notify_fd, self.notify_state,
+                               self.seccomp.listener_metadata, self.listener)
+        finally:
+            os.close(notify_fd)
 
     def set_final_affinity(self) -> None:
         set_cpu_affinity(self.final_cpus)
@@ -94,7 +133,12 @@ class ProcessTail:
 
 
 def identity_steps(tail: ProcessTail) -> Steps:
+    """Without no_new_privs the kernel loads a filter only for CAP_SYS_ADMIN: then the
+    filter goes in before the user switch (runc's order), else in ``exec_steps``."""
     sys, process = tail.sys, tail.process
+    privileged_seccomp: Steps = ([("load seccomp", tail.load_seccomp)]
+                                 if tail.seccomp is not None and not process.no_new_privileges
+                                 else [])
     return [
         ("set rlimits", lambda: credentials.apply_rlimits(sys, process)),
         ("change directory", lambda: change_directory(process.cwd)),
@@ -104,6 +148,7 @@ def identity_steps(tail: ProcessTail) -> Steps:
         ("set io priority", lambda: scheduling.apply_io_priority(
             sys, plan_io_priority(process.raw.get("ioPriority")))),
         ("drop bounding set", tail.drop_bounding_set),
+        *privileged_seccomp,
         ("switch user", lambda: credentials.switch_user(sys, process,
                                                         tail.capabilities is not None)),
         ("set capabilities", tail.set_capabilities),
@@ -113,7 +158,13 @@ def identity_steps(tail: ProcessTail) -> Steps:
 
 
 def exec_steps(tail: ProcessTail) -> Steps:
+    """With no_new_privs the filter is loaded as late as it can be: the runtime's own
+    steps (hooks, the fifo) are not filtered."""
+    late_seccomp: Steps = ([("load seccomp", tail.load_seccomp)]
+                           if tail.seccomp is not None and tail.process.no_new_privileges
+                           else [])
     return [
+        *late_seccomp,
         ("set cpu affinity", tail.set_final_affinity),
         ("set security labels", tail.set_exec_labels),
         ("exec", tail.exec),

@@ -44,8 +44,10 @@ def steps(context: LaunchContext, root: RootfsContext) -> list[tuple[str, Callab
     assert spec.process is not None
     tail = ProcessTail(sys, spec.process, context.capabilities, context.preserved_fds,
                        context.extra_env, context.to_parent)
+    tail.seccomp = context.seccomp
     return [
         ("handle signals", _exit_on_signals),
+        ("preload", lambda: _preload(context, tail)),
         ("make / private", lambda: rootfs.make_root_private(root)),
         ("bind rootfs", lambda: rootfs.bind_rootfs(root)),
         ("mount", lambda: rootfs.mount_all(root)),
@@ -53,6 +55,8 @@ def steps(context: LaunchContext, root: RootfsContext) -> list[tuple[str, Callab
         ("create /dev links", lambda: rootfs.create_dev_links(root)),
         ("createRuntime hooks", lambda: _wait_for_create_runtime_hooks(context)),
         ("createContainer hooks", lambda: _run_hooks(context, "createContainer", "creating")),
+        ("connect seccomp listener", lambda: tail.connect_seccomp_listener(
+            context.hook_state(0, "creating"))),
         ("pivot_root", lambda: (rootfs.move_root if context.no_pivot else rootfs.pivot_root)(root)),
         ("set sysctls", lambda: sysctl.write_sysctls(sys, spec.linux.sysctl)),
         ("readonly paths", lambda: rootfs.make_readonly_paths(root)),
@@ -69,6 +73,13 @@ def steps(context: LaunchContext, root: RootfsContext) -> list[tuple[str, Callab
         ("startContainer hooks", lambda: _run_hooks(context, "startContainer", "created")),
         *exec_steps(tail),
     ]
+
+
+def _preload(context: LaunchContext, tail: ProcessTail) -> None:
+    """Nothing may be imported after pivot_root: pyruntime's files are not in the rootfs."""
+    if context.spec.raw.get("hooks"):
+        import pyruntime.hooks  # noqa: F401
+    tail.preload()
 
 
 def _exit_on_signals() -> None:

@@ -9,6 +9,7 @@ from pyruntime import OCI_VERSION, __version__
 from pyruntime.plan.hook_kinds import HOOK_KINDS
 from pyruntime.plan.capabilities import CAPABILITIES
 from pyruntime.plan.mounts import FLAG_OPTIONS, PROPAGATION_OPTIONS, RECURSIVE_OPTIONS
+from pyruntime.plan import seccomp
 from pyruntime.plan.namespaces import NAMESPACES
 
 TYPE_CHECKING = False
@@ -16,8 +17,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 OCI_VERSION_MIN = "1.0.0"
-# seccomp joins here when the confinement work wires it in; until then it is refused at create
-SECCOMP_ENABLED = False
 
 
 def features() -> dict[str, Any]:
@@ -32,7 +31,12 @@ def features() -> dict[str, Any]:
             "capabilities": list(CAPABILITIES),
             "cgroup": {"v1": False, "v2": False, "systemd": False, "systemdUser": False,
                        "rdma": False},
-            "seccomp": {"enabled": SECCOMP_ENABLED},
+            "seccomp": {"enabled": True, "actions": list(seccomp.ACTIONS),
+                        "operators": list(seccomp.OPERATORS),
+                        "archs": list(seccomp.ARCHITECTURES),
+                        "knownFlags": list(seccomp.FLAGS),
+                        "supportedFlags": [flag for flag in seccomp.FLAGS
+                                           if flag != "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]},
             "apparmor": {"enabled": True},
             "selinux": {"enabled": True},
             "intelRdt": {"enabled": False},

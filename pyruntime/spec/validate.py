@@ -17,6 +17,7 @@ from pyruntime.plan.mounts import parse_options
 from pyruntime.plan.namespaces import NAMESPACES, plan_namespaces
 from pyruntime.plan.sysctls import KEY_CHARACTERS, namespace_of
 from pyruntime.plan.rlimits import RLIMITS
+from pyruntime.plan.seccomp import plan_seccomp
 from pyruntime.plan.scheduling import (parse_cpu_list, plan_io_priority, plan_personality,
                                        plan_scheduler)
 
@@ -36,7 +37,6 @@ UNSUPPORTED: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("process.consoleSize", ("process", "consoleSize")),
     ("linux.resources", ("linux", "resources")),
     ("linux.cgroupsPath", ("linux", "cgroupsPath")),
-    ("linux.seccomp", ("linux", "seccomp")),
     ("linux.mountLabel", ("linux", "mountLabel")),
     ("linux.timeOffsets", ("linux", "timeOffsets")),
     ("linux.intelRdt", ("linux", "intelRdt")),
@@ -72,6 +72,10 @@ def check_unsupported(spec: Spec) -> None:
 
 def check_personality(spec: Spec) -> None:
     plan_personality(spec.linux.raw.get("personality"))
+
+
+def check_seccomp(spec: Spec) -> None:
+    plan_seccomp(spec.linux.raw.get("seccomp"))
 
 
 def check_root(spec: Spec) -> None:
@@ -199,7 +203,7 @@ def check_sysctls(sysctl: dict[str, str], namespaces: NamespacePlan) -> None:
 
 CHECKS: tuple[Callable[[Spec], None], ...] = (
     check_version, check_unsupported, check_root, check_process, check_namespaces,
-    check_mounts, check_paths, check_hooks, check_personality,
+    check_mounts, check_paths, check_hooks, check_personality, check_seccomp,
 )
 
 

@@ -7,7 +7,7 @@ writes reaches the host), mounts cgroup2 at /sys/fs/cgroup with every controller
 enabled, runs the command and powers off.  Results come back over a second,
 read-write 9p share (a host temp dir).
 
-    from tests.vm.harness import run_in_vm          # or: from .harness import ...
+    from .harness import run_in_vm                  # in tests/vm (package "vm")
     r = run_in_vm(["cat", "/sys/fs/cgroup/cgroup.controllers"])
     r.exit_status, r.stdout, r.stderr, r.console_log
 
