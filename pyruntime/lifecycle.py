@@ -65,12 +65,11 @@ class Runtime:
 
     # --- create ----------------------------------------------------------------
     def create(self, container_id: str, options: CreateOptions) -> State:
+        from pyruntime.lsm import check_available
         from pyruntime.spec.load import load_spec
 
         state.check_id(container_id)
         spec = load_spec(options.bundle)
-        from pyruntime.lsm import check_available
-
         check_available(spec)
         _check_preserved_fds(options.preserve_fds)
         folder = self.store.claim(container_id)
