@@ -243,7 +243,7 @@ def _rdma(resources: dict[str, Any]) -> list[str]:
     """``rdma.max`` lines, devices sorted (runc walks a Go map: no order to keep)."""
     lines = []
     for device, limits in sorted(_object(resources, "rdma", R).items()):
-        field = f"{R}.rdma[{device!r}]"
+        field = f'{R}.rdma["{device}"]'
         if not isinstance(limits, dict):
             raise ConfigError(field, "must be an object")
         if not device or any(c.isspace() for c in device):
@@ -373,7 +373,8 @@ def v2_files(resources: dict[str, Any] | None) -> dict[str, str]:
     block = _BlockIO(_object(resources, "blockIO", R))
     if block.leaf is not None or any(d.leaf is not None for d in block.devices):
         raise _refuse_on_v2(f"{R}.blockIO.leafWeight", "leafWeight")
-    if block.weight:
+    if block.weight:  # the driver writes io.bfq.weight (v1 scale) instead if BFQ is there
+        files["io.bfq.weight"] = str(block.weight)
         files["io.weight"] = str(blkio_weight_to_io_weight(block.weight))
     if block.devices:  # only BFQ has per-device weights on v2, with v1's scale
         files["io.bfq.weight_device"] = "\n".join(

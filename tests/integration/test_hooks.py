@@ -342,7 +342,7 @@ def test_create_with_a_prestart_hook_is_not_racy(rt: Runtime, bundles: BundleFac
                                  "namespaces": [{"type": "mount"}, {"type": "pid"}]})
     hogs = [subprocess.Popen(["timeout", "20", "sh", "-c", "while :; do :; done"])
             for _ in range(2)]
-    deadline = time.monotonic() + 8
+    deadline = time.monotonic() + 6
     failures: list[Any] = []
 
     def attempt(worker: int) -> None:

@@ -164,11 +164,12 @@ def test_parse_cpu_list_errors(text: str) -> None:
     assert repr(text) in caught.value.problem
 
 
-def test_parse_cpu_list_backwards_range() -> None:
+@pytest.mark.parametrize("text", ["3-1", "0,3-1"])
+def test_parse_cpu_list_backwards_range(text: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        plan.parse_cpu_list("0,3-1", "process.execCPUAffinity.initial")
+        plan.parse_cpu_list(text, "process.execCPUAffinity.initial")
     assert str(caught.value) == ("config.json: process.execCPUAffinity.initial: "
-                                 "'0,3-1': range 3-1 goes backwards")
+                                 f"{text!r}: range 3-1 goes backwards")
 
 
 # --- check_process and check_personality on a Spec ---------------------------------------

@@ -11,8 +11,10 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import json
+import os
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -52,17 +54,27 @@ exit 7
 def probe(tmp_path_factory: pytest.TempPathFactory) -> tuple[harness.VMResult, dict[str, str]]:
     """One boot for all the environment checks, shared by pytest-xdist workers too
     (their basetemps have a common parent), so ``-n 2`` does not boot it twice."""
-    shared = tmp_path_factory.getbasetemp().parent / "vm-probe.json"
+    def boot() -> harness.VMResult:
+        # A list command: exercises the argv form (and its quoting of a whole script).
+        return harness.run_in_vm(["/bin/sh", "-c", PROBE], timeout=120)
+
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        res = boot()  # not distributed: basetemp's parent outlives this session
+    else:
+        res = _shared_by_workers(tmp_path_factory.getbasetemp().parent / "vm-probe.json", boot)
+    facts = dict(line.split("=", 1) for line in res.stdout.splitlines() if "=" in line)
+    return res, facts
+
+
+def _shared_by_workers(shared: Path, boot: Callable[[], harness.VMResult]) -> harness.VMResult:
+    """The first xdist worker boots; the others read its result (same session dir)."""
     with open(shared.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if shared.exists():
-            res = harness.VMResult(**json.loads(shared.read_text()))
-        else:
-            # A list command: exercises the argv form (and its quoting of a whole script).
-            res = harness.run_in_vm(["/bin/sh", "-c", PROBE], timeout=120)
-            shared.write_text(json.dumps(dataclasses.asdict(res)))
-    facts = dict(line.split("=", 1) for line in res.stdout.splitlines() if "=" in line)
-    return res, facts
+            return harness.VMResult(**json.loads(shared.read_text()))
+        res = boot()
+        shared.write_text(json.dumps(dataclasses.asdict(res)))
+        return res
 
 
 @pytest.mark.vm
@@ -154,7 +166,7 @@ def test_boot_failure_is_an_error_with_the_console(tmp_path: Path, monkeypatch: 
 def test_missing_qemu_names_the_apt_package(monkeypatch: pytest.MonkeyPatch) -> None:
     real_which = shutil.which
     monkeypatch.setattr(
-        harness.shutil, "which", lambda name: None if name == harness.QEMU else real_which(name)
+        shutil, "which", lambda name: None if name == harness.QEMU else real_which(name)
     )
     with pytest.raises(harness.VMUnavailable, match="apt-get install qemu-system-x86"):
         harness.check_host_tools()
