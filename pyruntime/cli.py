@@ -102,6 +102,10 @@ COMMANDS = {command.name: command for command in (
     Command("list", "list containers", "list [flags]",
             [Flag("format", VALUE, "table or json", "f", "table"),
              Flag("quiet", BOOL, "print only ids", "q")], 0, 0),
+    Command("pause", "freeze every process of a container", "pause ID"),
+    Command("resume", "thaw a paused container", "resume ID"),
+    Command("ps", "list the processes of a container", "ps [flags] ID [PS_ARGS...]",
+            [Flag("format", VALUE, "table or json", "f", "table")], 1, None),
     Command("features", "print the features pyruntime supports (features.md)", "features",
             min_args=0, max_args=0),
     Command("spec", "write a default config.json", "spec [flags]",
@@ -109,7 +113,7 @@ COMMANDS = {command.name: command for command in (
 )}
 
 # runc commands that engines may call and that pyruntime does not have yet
-NOT_YET = ("ps", "pause", "resume", "update", "events", "checkpoint",
+NOT_YET = ("update", "events", "checkpoint",
            "restore")
 
 

@@ -20,6 +20,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from pyruntime.cgroups import Manager
     from pyruntime.process.context import LaunchContext
     from pyruntime.process.sync import Channel
     from pyruntime.spec.model import Process, Spec
@@ -92,12 +93,19 @@ class Runtime:
         record = State(folder.id, state.CREATING, spec.bundle, spec.root_path,
                        spec.annotations, owner=os.getuid(), config=spec.raw)
         folder.write_state(record)
+        cgroup = make_cgroup(spec, folder.id, self.procfs)
+        record.cgroup = cgroup.to_json()
+        folder.write_state(record)  # from here on, delete --force knows the cgroup
         fifo_fd, status_fd = (_make_fifo(folder.fifo_path), _make_fifo(folder.status_path))
         context, from_children, to_children = _launch_context(
             spec, options, (fifo_fd, status_fd), folder, self.syscalls,
             record.hook_state(state.CREATING, OCI_VERSION))
+        context.cgroup = cgroup
         try:
             running = parent.launch(context, from_children, to_children)
+        except BaseException:
+            _remove_cgroup(cgroup)
+            raise
         finally:
             os.close(fifo_fd)
             os.close(status_fd)
@@ -112,6 +120,7 @@ class Runtime:
                 write_pid_file(options.pid_file, record.pid)
         except BaseException:
             running.abort()
+            _remove_cgroup(cgroup)
             raise
         return record
 
@@ -202,13 +211,48 @@ class Runtime:
             tail.final_cpus = final
             tail.seccomp = plan_seccomp(record.config.get("linux", {}).get("seccomp"))
             tail.preload()
-            return join.spawn(self.syscalls, tail, namespace_fds, [], initial)
+            cgroup = _cgroup_of(record) if record.cgroup is not None else None
+            return join.spawn(self.syscalls, tail, namespace_fds, [], initial, cgroup)
         finally:
             for fd in namespace_fds.values():
                 try:
                     os.close(fd)
                 except OSError:
                     pass  # the joiner's copy was closed in the child only
+
+    def pause(self, container_id: str) -> None:
+        self._freeze(container_id, "pause")
+
+    def resume(self, container_id: str) -> None:
+        self._freeze(container_id, "resume")
+
+    def _freeze(self, container_id: str, operation: str) -> None:
+        """pause: freeze the cgroup (runc has no pause without one); resume: thaw it."""
+        folder = self.store.open(container_id)
+        try:
+            record = folder.read_state()
+            status = self.store.current_status(folder, record, locked=True)
+            after = state.check_transition(operation, container_id, status)
+            if record.cgroup is None:
+                raise StateError(f"cannot {operation} a container without a cgroup")
+            cgroup = _cgroup_of(record)
+            cgroup.freeze() if operation == "pause" else cgroup.thaw()
+            record.status = after
+            folder.write_state(record)
+        finally:
+            folder.close()
+
+    def pids(self, container_id: str) -> list[int]:
+        """Every process of the container: its cgroup's, else its init's pid namespace."""
+        record, status = self.status_of(container_id)
+        if status == state.STOPPED:
+            return []
+        if record.cgroup is not None:
+            return sorted(_cgroup_of(record).pids())
+        inode = self.procfs.namespace_inode(record.pid, "pid")
+        if inode is None or inode == self.procfs.namespace_inode("self", "pid"):
+            return [record.pid]
+        return sorted(self.procfs.pids_in_namespace("pid", inode))
 
     def kill(self, container_id: str, signal_number: int, all_processes: bool = False) -> None:
         folder = self.store.open(container_id)
@@ -223,7 +267,9 @@ class Runtime:
     def _signal(self, record: State, signal_number: int, all_processes: bool) -> None:
         from pyruntime.signalling import send_signal, signal_namespace
 
-        if all_processes:
+        if all_processes and record.cgroup is not None:
+            _cgroup_of(record).kill(signal_number)
+        elif all_processes:
             signal_namespace(self.syscalls, self.procfs, record.pid, record.start_time,
                              signal_number)
         else:
@@ -240,8 +286,14 @@ class Runtime:
             record = folder.read_state()
             status = self.store.current_status(folder, record, locked=True)
             state.check_transition("delete --force" if force else "delete", container_id, status)
+            if status == state.PAUSED:  # frozen processes cannot die of SIGKILL
+                _cgroup_of(record).thaw()
             if status != state.STOPPED:
                 self._kill_and_wait(record)
+            if record.cgroup is not None:
+                cgroup = _cgroup_of(record)
+                cgroup.kill()  # what the init left behind (it had no pid namespace)
+                cgroup.remove()
             folder.remove()
         finally:
             folder.close()
@@ -276,6 +328,49 @@ def _check_preserved_fds(count: int) -> None:
             os.fstat(fd)
         except OSError as exc:
             raise PyRuntimeError(f"--preserve-fds: descriptor {fd} is not open") from exc
+
+
+def make_cgroup(spec: Spec, container_id: str, procfs: ProcFS) -> Manager:
+    """The container's cgroup, made and limited before anything of it runs.
+
+    On v1 the device rules are runc's: the config's, then runc's default allow list,
+    then one allow rule for each of ``linux.devices``.  On v2 that takes an eBPF
+    program, which pyruntime does not build yet: device rules are refused there."""
+    from pyruntime import cgroups
+    from pyruntime.errors import ConfigError
+    from pyruntime.plan import cgroups as cgroup_plan
+
+    manager = cgroups.manager_for(cgroups.detect_mode(procfs),
+                                  spec.linux.raw.get("cgroupsPath") or None, container_id, procfs)
+    resources = spec.linux.raw.get("resources") or {}
+    rules = None
+    if isinstance(manager, cgroups.CgroupV1):
+        rules = [*cgroup_plan.v1_device_rules(resources.get("devices")),
+                 *cgroup_plan.default_device_rules(),
+                 *(("devices.allow", cgroup_plan.device_rule_line(
+                     "c" if device.type == "u" else device.type, device.major, device.minor,
+                     "rwm")) for device in spec.linux.devices if device.type != "p")]
+    elif resources.get("devices"):
+        raise ConfigError("linux.resources.devices", "device rules on cgroup v2 need an eBPF "
+                                                     "program, which pyruntime does not build yet")
+    cgroups.setup(manager, resources, rules)
+    return manager
+
+
+def _cgroup_of(record: State) -> Manager:
+    from pyruntime import cgroups
+
+    assert record.cgroup is not None
+    return cgroups.from_json(record.cgroup)
+
+
+def _remove_cgroup(cgroup: Manager) -> None:
+    """After a failed create: nothing of the container may stay.  Never raises."""
+    try:
+        cgroup.kill()
+        cgroup.remove()
+    except PyRuntimeError:
+        pass
 
 
 def _make_fifo(path: str) -> int:

@@ -39,6 +39,8 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str | None]] = {
     "delete": (frozenset({CREATED, STOPPED}), None),
     "delete --force": (frozenset({CREATING, CREATED, RUNNING, PAUSED, STOPPED}), None),
     "state": (frozenset(STATUSES), None),
+    "pause": (frozenset({RUNNING}), PAUSED),
+    "resume": (frozenset({PAUSED}), RUNNING),
 }
 
 # (operation, status) -> runc's wording, for the refusals engines look at
@@ -49,6 +51,10 @@ _REFUSALS = {
     ("start", CREATING): "cannot start a container in the creating state",
     ("kill", STOPPED): "container not running",
     ("kill", CREATING): "container not running",
+    **{("pause", status): "container not running" for status in (CREATING, CREATED, STOPPED)},
+    ("pause", PAUSED): "container already paused",
+    **{("resume", status): "container not paused" for status in (CREATING, CREATED, RUNNING,
+                                                                 STOPPED)},
 }
 
 MAX_ID_LENGTH = 1024
@@ -87,7 +93,7 @@ class State:
     """What state.json holds: the OCI state fields and what we need to act later."""
 
     __slots__ = ("id", "status", "pid", "start_time", "bundle", "rootfs", "created",
-                 "annotations", "owner", "config")
+                 "annotations", "owner", "config", "cgroup")
 
     def __init__(self, container_id: str, status: str, bundle: str, rootfs: str,
                  annotations: dict[str, str], pid: int = 0, start_time: int = 0,
@@ -105,12 +111,13 @@ class State:
         # config.json as it was at create: later edits of the bundle must not count
         # (its hooks for start and delete, its process for exec)
         self.config: dict[str, Any] = config or {}
+        self.cgroup: dict[str, Any] | None = None  # the cgroup driver, as cgroups.from_json reads it
 
     def to_json(self) -> dict[str, object]:
         return {"id": self.id, "status": self.status, "pid": self.pid,
                 "startTime": self.start_time, "bundle": self.bundle, "rootfs": self.rootfs,
                 "created": self.created, "annotations": self.annotations, "owner": self.owner,
-                "config": self.config}
+                "config": self.config, "cgroup": self.cgroup}
 
     @property
     def hooks(self) -> dict[str, Any] | None:
@@ -120,13 +127,16 @@ class State:
     @classmethod
     def from_json(cls, raw: dict[str, object]) -> State:
         try:
-            return cls(str(raw["id"]), str(raw["status"]), str(raw["bundle"]),
+            record = cls(str(raw["id"]), str(raw["status"]), str(raw["bundle"]),
                        str(raw["rootfs"]), dict(raw.get("annotations") or {}),  # type: ignore[call-overload]
                        int(raw["pid"]), int(raw["startTime"]),  # type: ignore[call-overload]
                        str(raw["created"]), int(raw["owner"]),  # type: ignore[call-overload]
                        raw.get("config") if isinstance(raw.get("config"), dict) else None)  # type: ignore[arg-type]
         except (KeyError, TypeError, ValueError) as exc:
             raise PyRuntimeError(f"state.json: {exc}") from exc
+        cgroup = raw.get("cgroup")
+        record.cgroup = cgroup if isinstance(cgroup, dict) else None
+        return record
 
     def hook_state(self, status: str, oci_version: str) -> dict[str, object]:
         """The state hooks get on stdin: the spec's fields only."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from pyruntime.errors import PyRuntimeError
+from pyruntime.errors import HookError, PyRuntimeError
 from pyruntime.process.sync import ERROR
 
 TYPE_CHECKING = False
@@ -30,7 +30,7 @@ def run_steps(steps: Sequence[tuple[str, Callable[[], object]]], report: Channel
             step()
         status = 0
     except PyRuntimeError as exc:
-        _report(report, stage, str(exc))
+        _report(report, stage, str(exc), hook=isinstance(exc, HookError))
     except OSError as exc:  # a plain file operation of a step
         where = f" {exc.filename}" if exc.filename else ""
         _report(report, stage, f"{os.strerror(exc.errno or 0).lower()}{where}")
@@ -40,9 +40,9 @@ def run_steps(steps: Sequence[tuple[str, Callable[[], object]]], report: Channel
         os._exit(status)
 
 
-def _report(report: Channel, stage: str, message: str) -> None:
+def _report(report: Channel, stage: str, message: str, hook: bool = False) -> None:
     try:
-        report.send(ERROR, stage=stage, message=message[:3000])
+        report.send(ERROR, stage=stage, message=message[:3000], hook=hook)
     except OSError:
         try:  # nobody listens any more (after READY): the container's stderr is all we have
             os.write(2, f"pyruntime: {stage}: {message}\n".encode())

@@ -9,6 +9,7 @@ from __future__ import annotations
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pyruntime.cgroupfs import Hierarchy
+    from pyruntime.cgroups import Manager
     from pyruntime.plan.capabilities import CapabilityPlan
     from pyruntime.plan.mounts import MountOp
     from pyruntime.plan.namespaces import NamespacePlan
@@ -22,7 +23,7 @@ class LaunchContext:
     __slots__ = ("spec", "sys", "mounts", "namespaces", "joined_fds", "capabilities",
                  "hierarchies", "fifo_fd", "status_fd", "no_pivot", "new_keyring", "preserved_fds",
                  "extra_env", "to_parent", "from_parent", "parent_only_fds", "state",
-                 "seccomp")
+                 "seccomp", "cgroup")
 
     def __init__(self, spec: Spec, sys: LinuxSyscalls, mounts: list[MountOp],
                  namespaces: NamespacePlan, joined_fds: dict[str, int],
@@ -49,6 +50,7 @@ class LaunchContext:
         self.parent_only_fds = parent_only_fds  # e.g. the state lock: a child must drop it
         self.state = state  # the OCI state for hooks, without pid and status
         self.seccomp: SeccompPlan | None = None
+        self.cgroup: Manager | None = None  # the parent puts the intermediate in it
 
     def hook_state(self, pid: int, status: str) -> dict[str, object]:
         return {**self.state, "pid": pid, "status": status}

@@ -15,7 +15,7 @@ from pyruntime.errors import SyscallError
 from pyruntime.plan.namespaces import CLONE_NEWUSER
 from pyruntime.process import init
 from pyruntime.process.child import run_steps
-from pyruntime.process.sync import INIT_PID, MAPPED, USERNS
+from pyruntime.process.sync import IN_CGROUP, INIT_PID, MAPPED, USERNS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ def run(context: LaunchContext) -> NoReturn:
 def steps(context: LaunchContext) -> list[tuple[str, Callable[[], object]]]:
     return [
         ("drop parent descriptors", lambda: _close_parent_fds(context)),
+        ("wait to be in the cgroup", lambda: _wait_for_cgroup(context)),
         ("set non-dumpable", lambda: credentials.set_dumpable(context.sys, False)),
         ("set oom_score_adj", lambda: _set_oom_score_adj(context)),
         ("enter user namespace", lambda: _enter_user_namespace(context)),
@@ -47,6 +48,13 @@ def steps(context: LaunchContext) -> list[tuple[str, Callable[[], object]]]:
 def _close_parent_fds(context: LaunchContext) -> None:
     for fd in context.parent_only_fds:
         os.close(fd)
+
+
+def _wait_for_cgroup(context: LaunchContext) -> None:
+    """Every process of the container, from its very first, is in the container's cgroup
+    (and a new cgroup namespace is rooted there)."""
+    if context.cgroup is not None:
+        context.from_parent.expect(IN_CGROUP)
 
 
 def _set_oom_score_adj(context: LaunchContext) -> None:
@@ -83,8 +91,19 @@ def _loopback_up(context: LaunchContext) -> None:
 
 
 def _fork_init(context: LaunchContext) -> None:
+    """The init waits until INIT_PID is sent: the pipe is shared, and the parent must
+    know the init's pid before anything the init says (and to kill it on failure)."""
+    go_read, go_write = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
+        os.close(go_write)
+        released = os.read(go_read, 1)
+        os.close(go_read)
+        if not released:  # the intermediate died before it could report us
+            os._exit(1)
         init.run(context)
+    os.close(go_read)
     context.from_parent.close()  # the init's now, for HOOKS_DONE
     context.to_parent.send(INIT_PID, pid=pid)
+    os.write(go_write, b"1")
+    os.close(go_write)

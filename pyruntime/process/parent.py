@@ -12,7 +12,8 @@ import os
 
 from pyruntime.errors import ChildError, PyRuntimeError, SyscallError
 from pyruntime.process import intermediate
-from pyruntime.process.sync import CREATE_HOOKS, HOOKS_DONE, INIT_PID, MAPPED, READY, USERNS
+from pyruntime.process.sync import (CREATE_HOOKS, HOOKS_DONE, IN_CGROUP, INIT_PID, MAPPED, READY,
+                                   USERNS)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -50,6 +51,9 @@ class Launch:
     def wait_ready(self) -> int:
         """Answer the children until the init is ready; return its pid."""
         channel = self._from_children
+        if self.context.cgroup is not None:
+            self.context.cgroup.add_pid(self.intermediate_pid)
+            self._to_children.send(IN_CGROUP)
         if self.context.namespaces.new_user:
             channel.expect(USERNS)
             write_id_maps(self.context, self.intermediate_pid)

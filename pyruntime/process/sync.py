@@ -4,7 +4,9 @@
 
   parent (pyruntime create)       intermediate (host pid ns)     init (PID 1)
   -------------------------       --------------------------     ------------
-  fork ────────────────────────▶  oom_score_adj, non-dumpable
+  fork ────────────────────────▶  (waits, if the container has a cgroup)
+  write its pid to the cgroup
+              ─── IN_CGROUP ───▶  oom_score_adj, non-dumpable
                                   setns(user) or unshare(NEWUSER)
               ◀──── USERNS ─────  (only for a new user namespace)
   write uid_map, gid_map
@@ -49,7 +51,7 @@ from __future__ import annotations
 import os
 
 from pyruntime import jsonio
-from pyruntime.errors import ChildError
+from pyruntime.errors import ChildError, HookError, PyRuntimeError
 
 USERNS = "userns"
 MAPPED = "mapped"
@@ -59,7 +61,9 @@ HOOKS_DONE = "hooks_done"
 READY = "ready"
 EXEC = "exec"
 ERROR = "error"
-MESSAGES = frozenset({USERNS, MAPPED, INIT_PID, CREATE_HOOKS, HOOKS_DONE, READY, EXEC, ERROR})
+IN_CGROUP = "in_cgroup"
+MESSAGES = frozenset({USERNS, MAPPED, INIT_PID, CREATE_HOOKS, HOOKS_DONE, READY, EXEC, ERROR,
+                      IN_CGROUP})
 PIPE_BUF = 4096
 
 TYPE_CHECKING = False
@@ -104,7 +108,7 @@ class Channel:
         if message is None:
             raise ChildError("sync", f"expected {kind}, but the other side is gone")
         if message["type"] == ERROR:
-            raise ChildError(str(message.get("stage", "")), str(message.get("message", "")))
+            raise error_from(message)
         if message["type"] != kind:
             raise ChildError("sync", f"expected {kind}, got {message['type']}")
         return message
@@ -121,6 +125,13 @@ class Channel:
         self.read_fd = self.write_fd = -1
 
 
+def error_from(message: dict[str, Any]) -> PyRuntimeError:
+    """An ERROR message as the exception the child raised: a failed hook stays a
+    HookError, which the lifecycle answers differently (runtime.md: on to poststop)."""
+    stage, text = str(message.get("stage", "")), str(message.get("message", ""))
+    return HookError(f"{stage}: {text}") if message.get("hook") else ChildError(stage, text)
+
+
 def wait_for_exec(channel: Channel) -> None:
     """EXEC then EOF: the process runs.  See the diagram above for the rest."""
     message = channel.receive()
@@ -131,7 +142,7 @@ def wait_for_exec(channel: Channel) -> None:
     if message is None:
         raise ChildError("start", "the container init exited before it could exec the process")
     if message["type"] == ERROR:
-        raise ChildError(str(message.get("stage", "")), str(message.get("message", "")))
+        raise error_from(message)
     raise ChildError("sync", f"unexpected {message['type']} while waiting for the exec")
 
 

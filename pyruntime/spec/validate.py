@@ -35,8 +35,6 @@ SUPPORTED_MINORS = range(0, 4)
 # (JSON path, where to find it) of spec fields that are refused for now
 UNSUPPORTED: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("process.consoleSize", ("process", "consoleSize")),
-    ("linux.resources", ("linux", "resources")),
-    ("linux.cgroupsPath", ("linux", "cgroupsPath")),
     ("linux.mountLabel", ("linux", "mountLabel")),
     ("linux.timeOffsets", ("linux", "timeOffsets")),
     ("linux.intelRdt", ("linux", "intelRdt")),

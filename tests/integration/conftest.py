@@ -130,11 +130,18 @@ def _marked_processes(token: str) -> dict[int, str]:
     return found
 
 
-def _cgroup_dirs(token: str, depth: int = 3) -> set[str]:
-    """cgroup folders (any hierarchy, a few levels down) named for pyruntime or us."""
+def _cgroup_dirs(token: str, depth: int = 4) -> set[str]:
+    """cgroup folders (any hierarchy, a few levels down: v1 hierarchies nest the
+    caller's own cgroup) whose name carries the test's token, as every container
+    id of the test does.
+
+    Folders merely named "pyruntime..." are not counted: they are shared parents,
+    or belong to another session running at the same time (the lead's, another
+    xdist worker's), and would make the guard fail tests at random.
+    """
     found: set[str] = set()
 
-    def walk(folder: Path, level: int) -> None:
+    def walk(folder: str, level: int) -> None:
         try:
             entries = list(os.scandir(folder))
         except OSError:
@@ -142,13 +149,13 @@ def _cgroup_dirs(token: str, depth: int = 3) -> set[str]:
         for entry in entries:
             if not entry.is_dir(follow_symlinks=False):
                 continue
-            if "pyruntime" in entry.name or token in entry.name:
+            if token in entry.name:
                 found.add(entry.path)
             if level < depth:
-                walk(Path(entry.path), level + 1)
+                walk(entry.path, level + 1)
 
     for hierarchy in CGROUP_ROOT.iterdir() if CGROUP_ROOT.is_dir() else ():
-        walk(hierarchy, 1)
+        walk(str(hierarchy), 1)
     return found
 
 

@@ -51,3 +51,19 @@ def test_guard_sees_a_mount_left_behind(rt: Runtime, test_dir: Path, token: str,
     assert [point for _, point in leaks.mounts] == [str(target)]
     clean_up(leaks, rt)
     assert not find_leaks(before, rt, token, work_dir, grace=0)
+
+
+def test_guard_sees_a_cgroup_left_behind(rt: Runtime, token: str, work_dir: Path) -> None:
+    hierarchy = next((p for p in (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup/unified"),
+                                  Path("/sys/fs/cgroup")) if (p / "cgroup.procs").exists()), None)
+    if hierarchy is None:
+        pytest.skip("no writable cgroup hierarchy")
+    before = Snapshot(rt.root, token, work_dir)
+    leaked = hierarchy / f"c-{token}"
+    leaked.mkdir()
+    try:
+        leaks = find_leaks(before, rt, token, work_dir, grace=0)
+        assert leaks.cgroups == [str(leaked)]
+    finally:
+        leaked.rmdir()
+    assert not find_leaks(before, rt, token, work_dir, grace=0)

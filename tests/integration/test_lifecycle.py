@@ -463,9 +463,6 @@ def test_a_process_that_exits_at_once_is_not_a_failed_start(rt: Runtime, bundles
     assert failures == [], f"{len(failures)}/4 starts failed: {sorted(set(failures))}"
 
 
-@pytest.mark.xfail(reason="bug: delete --force of a container without a pid namespace kills "
-                          "only the init; its other processes keep running (runc kills the "
-                          "whole cgroup)", strict=True)
 def test_delete_force_without_a_pid_namespace_leaves_no_process(
         rt: Runtime, bundles: BundleFactory, cid: str) -> None:
     """Without its own pid namespace the container's processes are still its own:
@@ -504,9 +501,6 @@ def _processes_mentioning(text: str) -> list[int]:
     return found
 
 
-@pytest.mark.xfail(reason="bug: the init's READY can overtake the intermediate's INIT_PID on "
-                          "the shared pipe: create fails ('sync: expected init_pid, got ready') "
-                          "and the init is left running", strict=True)
 def test_create_survives_a_slow_intermediate(rt: Runtime, bundles: BundleFactory,
                                              cid: str) -> None:
     """The intermediate forks the init, then reports its pid; if it is descheduled

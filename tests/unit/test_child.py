@@ -89,7 +89,7 @@ def test_failure_is_reported_with_its_step(tmp_path: Path, exc: BaseException, m
     status, messages, returned = run_in_child(tmp_path, steps)
     assert status == 1
     assert not returned
-    assert messages == [{"type": "error", "stage": "second", "message": message}]
+    assert messages == [{"type": "error", "stage": "second", "message": message, "hook": False}]
     assert (tmp_path / "1").exists()
     assert not (tmp_path / "3").exists(), "no step runs after a failure"
 

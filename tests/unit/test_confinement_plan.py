@@ -493,7 +493,7 @@ def test_init_calls_scheduler_ioprio_personality_keyring_before_the_drop(
     assert sorted(before) == sorted(CONFINEMENT_CALLS)
     assert before["join_session_keyring"].args == ("_ses.c1",)
     assert before["sched_setattr"].args == (1, 0x01, 0, 10, 0, 0, 0)
-    assert before["ioprio_set"].args[1:] == (0, 2 << 13 | 4)  # "which": the xfail test below
+    assert before["ioprio_set"].args == (1, 0, 2 << 13 | 4)
     assert before["personality"].args == (0x0008,)
     assert len(fake.named("prctl")) > 0 and all(
         call.args[0] in (PR_CAPBSET_READ, PR_CAPBSET_DROP) for call in fake.named("prctl"))
@@ -559,11 +559,9 @@ def test_a_failing_call_fails_its_step(fake: RecordingSyscalls, tmp_path: Path, 
         _run_steps(fake, tmp_path, [step])
 
 
-@pytest.mark.xfail(reason="bug: ioprio_set(IOPRIO_WHO_PGRP, 0) changes every process in the "
-                          "init's process group, which the init shares with the caller of "
-                          "create (no setsid): the host's processes get the container's I/O "
-                          "priority; runc uses IOPRIO_WHO_PROCESS", strict=True)
 def test_io_priority_is_set_for_the_process_only(fake: RecordingSyscalls,
                                                  tmp_path: Path) -> None:
+    """IOPRIO_WHO_PROCESS: the init's process group is its caller's (once a bug, when it
+    was IOPRIO_WHO_PGRP: the host's processes got the container's priority)."""
     _run_steps(fake, tmp_path, ["set io priority"])
     assert fake.calls == [Call("ioprio_set", (1, 0, 2 << 13 | 4))]  # IOPRIO_WHO_PROCESS, self

@@ -55,4 +55,5 @@ def test_it_tells_what_the_code_supports() -> None:
     assert ("linux.seccomp" in refused) == (not linux["seccomp"]["enabled"])
     assert "linux.netDevices" in refused and not linux["netDevices"]["enabled"]
     assert "linux.intelRdt" in refused and not linux["intelRdt"]["enabled"]
-    assert "linux.resources" in refused and not linux["cgroup"]["v2"]
+    assert "linux.resources" not in refused and linux["cgroup"]["v1"] and linux["cgroup"]["v2"]
+    assert not linux["cgroup"]["systemd"]  # --systemd-cgroup is refused

@@ -47,6 +47,11 @@ EXPECTED: dict[str, dict[str, object]] = {
                CREATING: "cannot delete container c1 that is not stopped: creating"},
     "delete --force": {status: ALLOWED for status in STATUSES},
     "state": {status: ALLOWED for status in STATUSES},
+    "pause": {RUNNING: PAUSED, PAUSED: "container already paused",
+              CREATED: "container not running", CREATING: "container not running",
+              STOPPED: "container not running"},
+    "resume": {PAUSED: RUNNING, RUNNING: "container not paused", CREATED: "container not paused",
+               CREATING: "container not paused", STOPPED: "container not paused"},
 }
 KNOWN_DEVIATIONS: dict[tuple[str, str], str] = {}
 

@@ -1,0 +1,14 @@
+"""``pause ID``: freeze every process of the container (its cgroup's freezer)."""
+
+from __future__ import annotations
+
+from pyruntime.lifecycle import Runtime
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyruntime.cli import Parsed
+
+
+def run(parsed: Parsed, root: str) -> int:
+    Runtime(root).pause(parsed.args[0])
+    return 0
