@@ -106,6 +106,18 @@ COMMANDS = {command.name: command for command in (
     Command("resume", "thaw a paused container", "resume ID"),
     Command("ps", "list the processes of a container", "ps [flags] ID [PS_ARGS...]",
             [Flag("format", VALUE, "table or json", "f", "table")], 1, None),
+    Command("update", "change the resource limits of a container", "update [flags] ID",
+            [Flag("resources", VALUE, "a linux.resources JSON file, - for stdin", "r"),
+             *(Flag(name, VALUE, text) for name, text in (
+                 ("memory", "memory limit (bytes, or with k, m, g)"),
+                 ("memory-reservation", "memory soft limit"),
+                 ("memory-swap", "memory plus swap limit, -1 for unlimited"),
+                 ("kernel-memory", "kernel memory limit (ignored, as runc does)"),
+                 ("cpu-shares", "relative cpu weight"), ("cpu-quota", "cfs quota (us)"),
+                 ("cpu-period", "cfs period (us)"), ("cpu-rt-period", "rt period (us)"),
+                 ("cpu-rt-runtime", "rt runtime (us)"), ("cpuset-cpus", "cpus to use"),
+                 ("cpuset-mems", "memory nodes to use"), ("pids-limit", "maximum processes"),
+                 ("blkio-weight", "block io weight, 10 to 1000")))]),
     Command("features", "print the features pyruntime supports (features.md)", "features",
             min_args=0, max_args=0),
     Command("spec", "write a default config.json", "spec [flags]",
@@ -113,7 +125,7 @@ COMMANDS = {command.name: command for command in (
 )}
 
 # runc commands that engines may call and that pyruntime does not have yet
-NOT_YET = ("update", "events", "checkpoint",
+NOT_YET = ("events", "checkpoint",
            "restore")
 
 

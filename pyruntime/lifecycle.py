@@ -242,6 +242,32 @@ class Runtime:
         finally:
             folder.close()
 
+    def update(self, container_id: str, changes: dict[str, Any]) -> None:
+        """New limits for a live container: only what ``changes`` names is written, and
+        all of it is converted (and so checked) before the first write.  The config kept
+        in state.json follows, so later updates start from the limits in force."""
+        from pyruntime import cgroups
+        from pyruntime.plan import cgroups as cgroup_plan
+
+        folder = self.store.open(container_id)
+        try:
+            record = folder.read_state()
+            status = self.store.current_status(folder, record, locked=True)
+            if status not in (state.CREATED, state.RUNNING, state.PAUSED):
+                raise StateError(f"cannot update a {status} container")
+            if record.cgroup is None:
+                raise StateError("cannot update a container without a cgroup")
+            manager = _cgroup_of(record)
+            if isinstance(manager, cgroups.CgroupV2):
+                manager.apply(cgroup_plan.v2_files(changes))
+            else:
+                manager.apply(cgroup_plan.v1_files(changes))
+            linux = record.config.setdefault("linux", {})
+            linux["resources"] = _merged(linux.get("resources") or {}, changes)
+            folder.write_state(record)
+        finally:
+            folder.close()
+
     def pids(self, container_id: str) -> list[int]:
         """Every process of the container: its cgroup's, else its init's pid namespace."""
         record, status = self.status_of(container_id)
@@ -328,6 +354,14 @@ def _check_preserved_fds(count: int) -> None:
             os.fstat(fd)
         except OSError as exc:
             raise PyRuntimeError(f"--preserve-fds: descriptor {fd} is not open") from exc
+
+
+def _merged(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    result = dict(old)
+    for key, value in new.items():
+        both_dicts = isinstance(value, dict) and isinstance(result.get(key), dict)
+        result[key] = _merged(result[key], value) if both_dicts else value
+    return result
 
 
 def make_cgroup(spec: Spec, container_id: str, procfs: ProcFS) -> Manager:
