@@ -4,7 +4,8 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 PYRUNTIME := $(CURDIR)/$(VENV)/bin/pyruntime
-APT_PACKAGES := runc crun busybox-static iproute2 util-linux libseccomp2 hyperfine
+APT_PACKAGES := runc crun busybox-static iproute2 util-linux libseccomp2 hyperfine \
+	golang-github-containers-common qemu-system-x86
 ROOTFS := bundles/busybox/rootfs
 
 .PHONY: setup demo test unit integration conformance lint bench clean
@@ -13,11 +14,13 @@ setup: $(VENV)/.installed $(ROOTFS)/bin/busybox
 
 $(VENV)/.installed: pyproject.toml
 	@command -v busybox >/dev/null && command -v runc >/dev/null && command -v crun >/dev/null \
+	  && command -v qemu-system-x86_64 >/dev/null && test -f /usr/share/containers/seccomp.json \
 	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); }
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q --config-settings editable_mode=compat -e '.[test]'
 	$(PY) -m compileall -q pyruntime
+	tests/vm/build.sh
 	touch $@
 
 $(ROOTFS)/bin/busybox:

@@ -93,12 +93,6 @@ DEVIATIONS: dict[tuple[str, str], str] = {
     ("pyruntime", "test_config.py::test_mount_relative_destination"):
         "pyruntime refuses a relative mount destination (deprecated in the spec) with a "
         "one-line error naming the mount, as runc 1.1 does.",
-    ("pyruntime", "test_config_linux.py::test_resources_pids_limit"):
-        "not yet: linux.resources is refused at create until the cgroup work lands.",
-    ("pyruntime", "test_config_linux.py::test_resources_memory_limit"):
-        "not yet: linux.resources is refused at create until the cgroup work lands.",
-    ("pyruntime", "test_config_linux.py::test_cgroups_path_absolute"):
-        "not yet: linux.cgroupsPath is refused at create until the cgroup work lands.",
 }
 
 
