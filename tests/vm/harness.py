@@ -125,7 +125,8 @@ $BB mkdir -p /dev/pts /dev/shm /tmp /sys/fs/cgroup
 $BB mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts /dev/pts
 $BB ln -sf pts/ptmx /dev/ptmx 2>/dev/null
 $BB mount -t tmpfs -o mode=1777,nosuid,nodev shm /dev/shm
-$BB mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
+# no tmpfs over /tmp: the overlay already keeps the guest's writes in memory, and the
+# checkout under test may itself live below the host's /tmp (CI clones anywhere)
 $BB mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup || die "mount cgroup2"
 for c in $($BB cat /sys/fs/cgroup/cgroup.controllers); do
     echo "+$c" > /sys/fs/cgroup/cgroup.subtree_control || log "cannot enable controller $c"
