@@ -156,3 +156,16 @@ def test_pipe_pair_directions_and_cloexec() -> None:
     finally:
         for channel in (parent_reads, child_writes, parent_writes, child_reads):
             channel.close()
+
+
+def test_a_failed_hook_stays_a_hook_error() -> None:
+    """The lifecycle answers a failed create hook by running poststop (runtime.md step 12):
+    the kind of the child's failure must survive the pipe."""
+    from pyruntime.errors import HookError
+
+    hook = sync.error_from({"type": "error", "stage": "createContainer hooks",
+                            "message": "createContainer hook /bin/false: exited with status 1",
+                            "hook": True})
+    other = sync.error_from({"type": "error", "stage": "mount", "message": "mount /x: no"})
+    assert isinstance(hook, HookError) and str(hook).startswith("createContainer hooks: ")
+    assert isinstance(other, ChildError) and not isinstance(other, HookError)
