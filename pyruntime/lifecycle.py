@@ -442,7 +442,7 @@ def _launch_context(spec: Spec, options: CreateOptions, fifos: tuple[int, int],
                     ) -> tuple[LaunchContext, Channel, Channel]:
     """Decide everything the children will do, before any fork."""
     from pyruntime import namespaces
-    from pyruntime.cgroupfs import host_hierarchies
+    from pyruntime.cgroups.detect import mount_sources
     from pyruntime.plan.capabilities import plan_capabilities
     from pyruntime.plan.mounts import plan_mounts
     from pyruntime.plan.namespaces import plan_namespaces
@@ -459,7 +459,7 @@ def _launch_context(spec: Spec, options: CreateOptions, fifos: tuple[int, int],
     context = LaunchContext(
         spec, syscalls, mounts, namespace_plan, namespaces.open_joined(namespace_plan),
         plan_capabilities(spec.process.capabilities),
-        host_hierarchies() if needs_cgroups else [], fifos[0], fifos[1], options.no_pivot,
+        mount_sources() if needs_cgroups else [], fifos[0], fifos[1], options.no_pivot,
         options.new_keyring,
         preserved, extra_env, to_parent, from_parent, [folder.fd],
         {key: value for key, value in hook_state.items() if key not in ("pid", "status")})

@@ -22,7 +22,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from pyruntime.cgroupfs import Hierarchy
+    from pyruntime.cgroups.detect import CgroupMountSource
     from pyruntime.plan.mounts import MountOp
     from pyruntime.spec.model import Device, Spec
     from pyruntime.syscalls.linux import LinuxSyscalls
@@ -49,7 +49,7 @@ class RootfsContext:
 
     def __init__(self, spec: Spec, sys: LinuxSyscalls, operations: Sequence[MountOp],
                  in_user_namespace: bool, new_cgroup_namespace: bool,
-                 hierarchies: Sequence[Hierarchy]) -> None:
+                 hierarchies: Sequence[CgroupMountSource]) -> None:
         self.spec = spec
         self.sys = sys
         self.operations = operations
@@ -180,7 +180,7 @@ def mount_cgroup(context: RootfsContext, operation: MountOp) -> None:
             os.close(fd)
 
 
-def _mount_hierarchy(context: RootfsContext, hierarchy: Hierarchy, destination: str,
+def _mount_hierarchy(context: RootfsContext, hierarchy: CgroupMountSource, destination: str,
                      flags: int, fresh: bool) -> None:
     sys = context.sys
     fd = paths.ensure_in_root(sys, context.root_fd, destination, True)

@@ -100,3 +100,28 @@ def mode_of(mounts: list[Mount]) -> str:
 def detect_mode(procfs: ProcFS | None = None) -> str:
     """``"unified"``, ``"hybrid"`` or ``"legacy"``; NoCgroupsError if none is mounted."""
     return mode_of(host_mounts(procfs or ProcFS()))
+
+
+class CgroupMountSource:
+    """What a container's ``type: cgroup`` mount needs of one hierarchy (rootfs.py)."""
+
+    __slots__ = ("name", "fstype", "controllers", "host_path")
+
+    def __init__(self, name: str, fstype: str, controllers: str, host_path: str) -> None:
+        self.name = name  # "" for a unified (v2-only) host, else e.g. "memory", "unified"
+        self.fstype = fstype
+        self.controllers = controllers  # the data for mount(2), e.g. "memory", "name=systemd"
+        self.host_path = host_path  # our own cgroup's folder on the host
+
+    def __repr__(self) -> str:
+        return (f"CgroupMountSource({self.name!r}, {self.fstype}, {self.controllers!r}, "
+                f"{self.host_path!r})")
+
+
+def mount_sources(procfs: ProcFS | None = None) -> list[CgroupMountSource]:
+    """Read in the parent, before any namespace changes: a new cgroup namespace
+    hides the host paths that a bind mount needs."""
+    return [CgroupMountSource(m.name, "cgroup2" if m.version == 2 else "cgroup",
+                              ",".join(m.controllers),
+                              os.path.normpath(os.path.join(CGROUP_ROOT, m.name, m.own_path)))
+            for m in host_mounts(procfs or ProcFS())]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pyruntime.cgroupfs import Hierarchy
+    from pyruntime.cgroups.detect import CgroupMountSource
     from pyruntime.cgroups import Manager
     from pyruntime.plan.capabilities import CapabilityPlan
     from pyruntime.plan.mounts import MountOp
@@ -27,7 +27,7 @@ class LaunchContext:
 
     def __init__(self, spec: Spec, sys: LinuxSyscalls, mounts: list[MountOp],
                  namespaces: NamespacePlan, joined_fds: dict[str, int],
-                 capabilities: CapabilityPlan | None, hierarchies: list[Hierarchy],
+                 capabilities: CapabilityPlan | None, hierarchies: list[CgroupMountSource],
                  fifo_fd: int, status_fd: int, no_pivot: bool, new_keyring: bool,
                  preserved_fds: int,
                  extra_env: list[str], to_parent: Channel, from_parent: Channel,

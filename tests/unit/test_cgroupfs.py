@@ -1,4 +1,4 @@
-"""pyruntime.cgroupfs.host_hierarchies: what a container's ``cgroup`` mount must show.
+"""pyruntime.cgroups.detect.mount_sources: what a container's ``cgroup`` mount must show.
 
 The three layouts a host may have are fixtures here (mountinfo and
 /proc/self/cgroup as the kernel writes them), because the machine running
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyruntime.cgroupfs import host_hierarchies
+from pyruntime.cgroups.detect import mount_sources as host_hierarchies
 from pyruntime.procfs import ProcFS
 from unit_helpers import FakeProc
 
