@@ -12,11 +12,13 @@ import errno
 import os
 import time
 
-from pyruntime.errors import SyscallError
+from pyruntime.errors import PyRuntimeError, SyscallError
 from pyruntime.plan.cgroups import PER_LINE_FILES, is_optional
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pyruntime.cgroups.v1 import CgroupV1
+    from pyruntime.cgroups.v2 import CgroupV2
     from collections.abc import Callable, Iterable
 
 POLL_INTERVAL = 0.01
@@ -144,3 +146,21 @@ def wait_for(check: Callable[[], bool], timeout: float) -> bool:
 
 def components(path: str) -> list[str]:
     return [part for part in path.split("/") if part]
+
+
+def signal_all_frozen(manager: CgroupV1 | CgroupV2, signal_number: int,
+                      can_freeze: bool = True) -> None:
+    """As runc's signalAllProcesses: freeze (no fork escapes the list), signal every
+    pid, thaw (a frozen task only acts on the signal once thawed)."""
+    frozen = False
+    if can_freeze:
+        try:
+            manager.freeze()
+            frozen = True
+        except PyRuntimeError:
+            pass
+    try:
+        signal_pids(manager.pids(), signal_number)
+    finally:
+        if frozen:
+            manager.thaw()

@@ -175,18 +175,7 @@ class CgroupV1:
     def kill(self, signal_number: int = SIGKILL) -> None:
         """As runc's signalAllProcesses: freeze (no fork escapes the list), signal
         every pid, thaw (a frozen task only dies once thawed)."""
-        frozen = False
-        if self.folder_of("freezer") is not None:
-            try:
-                self.freeze()
-                frozen = True
-            except PyRuntimeError:
-                pass
-        try:
-            fs.signal_pids(self.pids(), signal_number)
-        finally:
-            if frozen:
-                self.thaw()
+        fs.signal_all_frozen(self, signal_number, can_freeze=self.folder_of("freezer") is not None)
 
     # --- remove -------------------------------------------------------------------
     def remove(self) -> None:

@@ -130,17 +130,7 @@ class CgroupV2:
             except SyscallError as exc:
                 if exc.errno != errno.ENOENT or not os.path.isdir(self.folder):
                     raise
-        frozen = False
-        try:
-            self.freeze()
-            frozen = True
-        except PyRuntimeError:
-            pass
-        try:
-            fs.signal_pids(self.pids(), signal_number)
-        finally:
-            if frozen:
-                self.thaw()
+        fs.signal_all_frozen(self, signal_number)
 
     # --- remove -------------------------------------------------------------------
     def remove(self) -> None:
