@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 
 from pyruntime import OCI_VERSION, state
-from pyruntime.errors import (ChildError, HookError, NotFoundError, PyRuntimeError, StateError,
-                              SyscallError)
+from pyruntime.errors import (ChildError, ConfigError, HookError, NotFoundError, PyRuntimeError,
+                              StateError, SyscallError)
 from pyruntime.procfs import ProcFS
 from pyruntime.state import ContainerDir, State, StateStore
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import socket
     from typing import Any
 
     from pyruntime.cgroups import Manager
@@ -87,6 +88,8 @@ class Runtime:
             folder.close()
 
     def _create_in(self, folder: ContainerDir, spec: Spec, options: CreateOptions) -> State:
+        """Cgroup, then the launch; whatever fails kills what was started and removes the
+        cgroup here (the caller removes the folder; the mounts die with the mount namespace)."""
         from pyruntime import namespaces
         from pyruntime.process import parent
 
@@ -94,23 +97,18 @@ class Runtime:
                        spec.annotations, owner=os.getuid(), config=spec.raw)
         folder.write_state(record)
         cgroup = make_cgroup(spec, folder.id, self.procfs)
-        record.cgroup = cgroup.to_json()
-        folder.write_state(record)  # from here on, delete --force knows the cgroup
-        fifo_fd, status_fd = (_make_fifo(folder.fifo_path), _make_fifo(folder.status_path))
-        context, from_children, to_children = _launch_context(
-            spec, options, (fifo_fd, status_fd), folder, self.syscalls,
-            record.hook_state(state.CREATING, OCI_VERSION))
-        context.cgroup = cgroup
+        running = None
+        fds: list[int] = []
+        context = None
         try:
+            record.cgroup = cgroup.to_json()
+            folder.write_state(record)  # from here on, delete --force knows the cgroup
+            fds = [_make_fifo(folder.fifo_path), _make_fifo(folder.status_path)]
+            context, from_children, to_children = _launch_context(
+                spec, options, (fds[0], fds[1]), folder, self.syscalls,
+                record.hook_state(state.CREATING, OCI_VERSION))
+            context.cgroup = cgroup
             running = parent.launch(context, from_children, to_children)
-        except BaseException:
-            _remove_cgroup(cgroup)
-            raise
-        finally:
-            os.close(fifo_fd)
-            os.close(status_fd)
-            namespaces.close_all(context.joined_fds)
-        try:
             info = self.procfs.process(running.init_pid)
             if info is None:
                 raise StateError("container init exited during create")
@@ -119,9 +117,17 @@ class Runtime:
             if options.pid_file:
                 write_pid_file(options.pid_file, record.pid)
         except BaseException:
-            running.abort()
+            if running is not None:
+                running.abort()
             _remove_cgroup(cgroup)
             raise
+        finally:
+            for fd in fds:
+                os.close(fd)
+            if context is not None:
+                namespaces.close_all(context.joined_fds)
+                if context.console_socket is not None:
+                    context.console_socket.close()
         return record
 
     # --- start, kill, delete, state ---------------------------------------------
@@ -184,7 +190,7 @@ class Runtime:
         return result
 
     def exec(self, container_id: str, process_raw: dict[str, Any], preserve_fds: int = 0,
-             ignore_paused: bool = False) -> int:
+             ignore_paused: bool = False, console_socket: str | None = None) -> int:
         """Start ``process_raw`` (a process.json) in the container; its pid once exec'd."""
         from pyruntime.plan.capabilities import plan_capabilities
         from pyruntime.plan.scheduling import parse_cpu_list
@@ -210,6 +216,7 @@ class Runtime:
                               if affinity.get(key) else None for key in ("initial", "final"))
             tail.final_cpus = final
             tail.seccomp = plan_seccomp(record.config.get("linux", {}).get("seccomp"))
+            tail.console_socket = _console_socket(process.terminal, console_socket)
             tail.preload()
             cgroup = _cgroup_of(record) if record.cgroup is not None else None
             return join.spawn(self.syscalls, tail, namespace_fds, [], initial, cgroup)
@@ -334,7 +341,6 @@ class Runtime:
 
 def check_exec_process(process_raw: dict[str, Any], record: State) -> Process:
     """A process.json is checked like config.json's ``process``; errors name process.json."""
-    from pyruntime.errors import ConfigError
     from pyruntime.spec import schema_check, validate
     from pyruntime.spec.model import Process, Spec
 
@@ -371,7 +377,6 @@ def make_cgroup(spec: Spec, container_id: str, procfs: ProcFS) -> Manager:
     then one allow rule for each of ``linux.devices``.  On v2 that takes an eBPF
     program, which pyruntime does not build yet: device rules are refused there."""
     from pyruntime import cgroups
-    from pyruntime.errors import ConfigError
     from pyruntime.plan import cgroups as cgroup_plan
 
     manager = cgroups.manager_for(cgroups.detect_mode(procfs),
@@ -464,7 +469,20 @@ def _launch_context(spec: Spec, options: CreateOptions, fifos: tuple[int, int],
         preserved, extra_env, to_parent, from_parent, [folder.fd],
         {key: value for key, value in hook_state.items() if key not in ("pid", "status")})
     context.seccomp = plan_seccomp(spec.linux.raw.get("seccomp"))
+    context.console_socket = _console_socket(spec.process.terminal, options.console_socket)
     return context, from_children, to_children
+
+
+def _console_socket(terminal: bool, path: str | None) -> socket.socket | None:
+    """runc's rule: a terminal needs somewhere to send its master (nobody else holds
+    the pty); without a terminal the socket is not used."""
+    if not terminal:
+        return None
+    if not path:
+        raise ConfigError("process.terminal", "needs --console-socket to send the pty to")
+    from pyruntime.tty import connect_console_socket
+
+    return connect_console_socket(path)
 
 
 def _passed_descriptors(preserve_fds: int) -> tuple[int, list[str]]:

@@ -81,7 +81,7 @@ def _exec(parsed: Parsed, root: str) -> int:
     process = process_from(parsed, dict(record.config.get("process", {})))
     forwarder = None if parsed.flag("detach") else SignalForwarder()
     pid = runtime.exec(container_id, process, parsed.number("preserve-fds"),
-                       parsed.flag("ignore-paused"))
+                       parsed.flag("ignore-paused"), parsed.text("console-socket") or None)
     if parsed.text("pid-file"):
         write_pid_file(parsed.text("pid-file"), pid)
     if forwarder is None:

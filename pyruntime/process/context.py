@@ -8,6 +8,8 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import socket
+
     from pyruntime.cgroups.detect import CgroupMountSource
     from pyruntime.cgroups import Manager
     from pyruntime.plan.capabilities import CapabilityPlan
@@ -23,7 +25,7 @@ class LaunchContext:
     __slots__ = ("spec", "sys", "mounts", "namespaces", "joined_fds", "capabilities",
                  "hierarchies", "fifo_fd", "status_fd", "no_pivot", "new_keyring", "preserved_fds",
                  "extra_env", "to_parent", "from_parent", "parent_only_fds", "state",
-                 "seccomp", "cgroup")
+                 "seccomp", "cgroup", "console_socket")
 
     def __init__(self, spec: Spec, sys: LinuxSyscalls, mounts: list[MountOp],
                  namespaces: NamespacePlan, joined_fds: dict[str, int],
@@ -51,6 +53,7 @@ class LaunchContext:
         self.state = state  # the OCI state for hooks, without pid and status
         self.seccomp: SeccompPlan | None = None
         self.cgroup: Manager | None = None  # the parent puts the intermediate in it
+        self.console_socket: socket.socket | None = None  # for process.terminal
 
     def hook_state(self, pid: int, status: str) -> dict[str, object]:
         return {**self.state, "pid": pid, "status": status}

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     Steps = list[tuple[str, Callable[[], object]]]
 
+MS_BIND = 0x1000
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SIGPIPE, SIGXFSZ = 13, 25
 CAUGHT_SIGNALS = (1, 2, 3, 10, 12, 14, 15)  # those the init handles while it waits
@@ -40,7 +41,8 @@ class ProcessTail:
     """The process to become, and what the parent decided about it."""
 
     __slots__ = ("sys", "process", "capabilities", "preserved_fds", "extra_env", "executable",
-                 "report", "final_cpus", "seccomp", "listener", "notify_state")
+                 "report", "final_cpus", "seccomp", "listener", "notify_state",
+                 "console_socket", "bind_console")
 
     def __init__(self, sys: LinuxSyscalls, process: Process, capabilities: CapabilityPlan | None,
                  preserved_fds: int, extra_env: list[str], report: Channel | None = None) -> None:
@@ -55,6 +57,23 @@ class ProcessTail:
         self.seccomp: SeccompPlan | None = None
         self.listener: socket.socket | None = None  # to the seccomp agent, made before pivot
         self.notify_state: dict[str, object] = {}  # the state the agent gets with the fd
+        self.console_socket: socket.socket | None = None  # connected by the parent
+        self.bind_console = False  # the init binds its pty onto /dev/console
+
+    def set_up_terminal(self) -> None:
+        """process.terminal: a pty of the container's devpts becomes our stdio."""
+        if not self.process.terminal or self.console_socket is None:
+            return
+        from pyruntime.tty import Console
+
+        console = Console()
+        console.resize(self.process.raw.get("consoleSize"))
+        os.fchown(console.peer_fd, self.process.user.uid, self.process.user.gid)
+        if self.bind_console:
+            bind_onto_dev_console(self.sys, console.peer_fd)
+        console.send_master(self.console_socket)
+        self.console_socket = None
+        console.become_stdio()
 
     def preload(self) -> None:
         """Import now what later steps need: after pivot_root (or setns into the mount
@@ -63,6 +82,8 @@ class ProcessTail:
             from pyruntime import seccomp
 
             seccomp.preload(self.seccomp)
+        if self.console_socket is not None:
+            import pyruntime.tty  # noqa: F401
 
     def connect_seccomp_listener(self, state: dict[str, object]) -> None:
         """Before pivot_root, while the host's listenerPath resolves; the state's pid is
@@ -147,6 +168,7 @@ def identity_steps(tail: ProcessTail) -> Steps:
             sys, plan_scheduler(process.raw.get("scheduler")))),
         ("set io priority", lambda: scheduling.apply_io_priority(
             sys, plan_io_priority(process.raw.get("ioPriority")))),
+        ("set up terminal", tail.set_up_terminal),
         ("drop bounding set", tail.drop_bounding_set),
         *privileged_seccomp,
         ("switch user", lambda: credentials.switch_user(sys, process,
@@ -186,6 +208,17 @@ def find_executable(name: str, env: list[str]) -> str:
     if "/" in name:
         raise PyRuntimeError(f"{name}: no such file or not executable")
     raise PyRuntimeError(f'"{name}": executable file not found in $PATH')
+
+
+def bind_onto_dev_console(sys: LinuxSyscalls, peer_fd: int) -> None:
+    """config-linux.md: /dev/console is the pty, bind-mounted (after pivot_root: "/" is
+    the container's root, so the path cannot lead out of it)."""
+    try:
+        os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o600))
+    except OSError as exc:
+        raise SyscallError("create", "/dev/console", exc.errno or 0) from exc
+    sys.mount(f"/proc/self/fd/{peer_fd}", "/dev/console", None, MS_BIND, None, "/dev/console")
 
 
 def set_cpu_affinity(cpus: set[int] | None) -> None:

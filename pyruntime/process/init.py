@@ -45,6 +45,8 @@ def steps(context: LaunchContext, root: RootfsContext) -> list[tuple[str, Callab
     tail = ProcessTail(sys, spec.process, context.capabilities, context.preserved_fds,
                        context.extra_env, context.to_parent)
     tail.seccomp = context.seccomp
+    tail.console_socket = context.console_socket
+    tail.bind_console = True
     return [
         ("handle signals", _exit_on_signals),
         ("preload", lambda: _preload(context, tail)),

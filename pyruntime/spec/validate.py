@@ -34,7 +34,6 @@ SUPPORTED_MINORS = range(0, 4)
 
 # (JSON path, where to find it) of spec fields that are refused for now
 UNSUPPORTED: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("process.consoleSize", ("process", "consoleSize")),
     ("linux.mountLabel", ("linux", "mountLabel")),
     ("linux.timeOffsets", ("linux", "timeOffsets")),
     ("linux.intelRdt", ("linux", "intelRdt")),
@@ -87,8 +86,6 @@ def check_process(spec: Spec) -> None:
         raise ConfigError("process", "is required to create a container")
     if not process.args or not process.args[0]:
         raise ConfigError("process.args", "must be a non-empty array")
-    if process.terminal:
-        raise ConfigError("process.terminal", "terminals are not supported by pyruntime yet")
     if not process.cwd.startswith("/"):
         raise ConfigError("process.cwd", "must be an absolute path")
     for index, entry in enumerate(process.env):
