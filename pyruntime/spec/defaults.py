@@ -1,6 +1,6 @@
-"""The config.json that ``pyruntime spec`` writes: runc's default, minus what we
-cannot honour yet (``terminal`` is false and there is no ``linux.resources``
-until terminals and cgroups land), so that ``spec`` then ``run`` just works."""
+"""The config.json that ``pyruntime spec`` writes: runc's default, minus what would
+not just work yet: ``terminal`` is false (a foreground ``run`` does not proxy a tty)
+and there are no device rules (on a pure cgroup v2 host they need the eBPF filter)."""
 
 from __future__ import annotations
 
