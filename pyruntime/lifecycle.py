@@ -268,7 +268,7 @@ class Runtime:
             if isinstance(manager, cgroups.CgroupV2):
                 manager.apply(cgroup_plan.v2_files(changes))
             else:
-                manager.apply(cgroup_plan.v1_files(changes))
+                manager.update(cgroup_plan.v1_files(changes))
             linux = record.config.setdefault("linux", {})
             linux["resources"] = _merged(linux.get("resources") or {}, changes)
             folder.write_state(record)

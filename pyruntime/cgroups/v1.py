@@ -125,6 +125,26 @@ class CgroupV1:
                 writes = {_bfq_name(folder, name): value for name, value in writes.items()}
             fs.apply_files(folder, writes)
 
+    def update(self, files: dict[str, dict[str, str]]) -> None:
+        """``apply`` for a live container, with runc's care for memory and swap: the kernel
+        refuses a memory limit above the current memory+swap limit, so when swap grows it
+        is written first, and unlimited memory lifts an unspecified swap limit too."""
+        memory = dict(files.get("memory", {}))
+        limit, swap = "memory.limit_in_bytes", "memory.memsw.limit_in_bytes"
+        folder = self.folder_of("memory")
+        if limit in memory and folder is not None:
+            if memory[limit] == "-1" and swap not in memory and os.path.exists(
+                    os.path.join(folder, swap)):
+                memory[swap] = "-1"
+            if swap in memory:
+                current = int(fs.read_file(folder, limit).strip() or 0)
+                raising = memory[swap] == "-1" or current < int(memory[swap])
+                first, second = (swap, limit) if raising else (limit, swap)
+                rest = {k: v for k, v in memory.items() if k not in (limit, swap)}
+                memory = {first: memory[first], second: memory[second], **rest}
+            files = {**files, "memory": memory}
+        self.apply(files)
+
     def add_pid(self, pid: int) -> None:
         for hierarchy in self._all():
             fs.write_file(self._folder(hierarchy), "cgroup.procs", str(pid))

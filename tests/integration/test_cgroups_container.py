@@ -561,10 +561,6 @@ def _memsw_container(rt: Runtime, bundles: BundleFactory, cid: str) -> int:
     return pid
 
 
-@pytest.mark.xfail(reason="bug: update writes memory.limit_in_bytes before "
-                          "memory.memsw.limit_in_bytes, so raising both fails with EINVAL "
-                          "(runc's setMemoryAndSwap writes swap first when raising)",
-                   strict=True)
 def test_update_raises_memory_and_swap_together(rt: Runtime, bundles: BundleFactory,
                                                 cid: str) -> None:
     pid = _memsw_container(rt, bundles, cid)
@@ -577,10 +573,6 @@ def test_update_raises_memory_and_swap_together(rt: Runtime, bundles: BundleFact
         rt.delete(cid, force=True).ok()
 
 
-@pytest.mark.xfail(reason="bug: update --memory -1 with a memory+swap limit in force "
-                          "fails with EINVAL; runc sets memsw to -1 too (and first) when "
-                          "the memory limit goes unlimited and swap is not given",
-                   strict=True)
 def test_update_memory_unlimited_lifts_the_swap_limit(rt: Runtime, bundles: BundleFactory,
                                                       cid: str) -> None:
     pid = _memsw_container(rt, bundles, cid)
