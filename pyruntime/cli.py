@@ -121,12 +121,16 @@ COMMANDS = {command.name: command for command in (
                  ("blkio-weight", "block io weight, 10 to 1000")))]),
     Command("features", "print the features pyruntime supports (features.md)", "features",
             min_args=0, max_args=0),
+    Command("events", "print stats and OOM events of a container as JSON lines",
+            "events [flags] ID",
+            [Flag("stats", BOOL, "print the container's stats once, then exit"),
+             Flag("interval", VALUE, "time between stats events (Go duration)", "", "5s")]),
     Command("spec", "write a default config.json", "spec [flags]",
             [_BUNDLE, Flag("rootless", BOOL, "a config for rootless containers")], 0, 0),
 )}
 
 # runc commands that engines may call and that pyruntime does not have yet
-NOT_YET = ("events", "checkpoint",
+NOT_YET = ("checkpoint",
            "restore")
 
 

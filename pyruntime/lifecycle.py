@@ -373,25 +373,23 @@ def _merged(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 def make_cgroup(spec: Spec, container_id: str, procfs: ProcFS) -> Manager:
     """The container's cgroup, made and limited before anything of it runs.
 
-    On v1 the device rules are runc's: the config's, then runc's default allow list,
-    then one allow rule for each of ``linux.devices``.  On v2 that takes an eBPF
-    program, which pyruntime does not build yet: device rules are refused there."""
+    The device rules are runc's: the config's, then runc's default allow list, then
+    one allow rule for each of ``linux.devices``.  v1 writes them to devices.allow/deny;
+    v2 turns them into an eBPF device filter (cgroups/devices_bpf.py), attached by
+    setup's apply, so a refused program removes the cgroup like a refused limit."""
     from pyruntime import cgroups
     from pyruntime.plan import cgroups as cgroup_plan
 
     manager = cgroups.manager_for(cgroups.detect_mode(procfs),
                                   spec.linux.raw.get("cgroupsPath") or None, container_id, procfs)
     resources = spec.linux.raw.get("resources") or {}
-    rules = None
-    if isinstance(manager, cgroups.CgroupV1):
-        rules = [*cgroup_plan.v1_device_rules(resources.get("devices")),
-                 *cgroup_plan.default_device_rules(),
-                 *(("devices.allow", cgroup_plan.device_rule_line(
-                     "c" if device.type == "u" else device.type, device.major, device.minor,
-                     "rwm")) for device in spec.linux.devices if device.type != "p")]
-    elif resources.get("devices"):
-        raise ConfigError("linux.resources.devices", "device rules on cgroup v2 need an eBPF "
-                                                     "program, which pyruntime does not build yet")
+    rules = [*cgroup_plan.v1_device_rules(resources.get("devices")),
+             *cgroup_plan.default_device_rules(),
+             *(("devices.allow", cgroup_plan.device_rule_line(
+                 "c" if device.type == "u" else device.type, device.major, device.minor,
+                 "rwm")) for device in spec.linux.devices if device.type != "p")]
+    if isinstance(manager, cgroups.CgroupV2):
+        manager.device_rules = rules
     cgroups.setup(manager, resources, rules)
     return manager
 

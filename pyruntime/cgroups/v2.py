@@ -26,7 +26,7 @@ UINT64_MAX = 2**64 - 1
 
 
 class CgroupV2:
-    __slots__ = ("root", "path", "made", "rmdir")
+    __slots__ = ("root", "path", "made", "rmdir", "device_rules", "attach_program")
     version = 2
 
     def __init__(self, root: str, path: str, made: Iterable[str] = ()) -> None:
@@ -34,6 +34,10 @@ class CgroupV2:
         self.path = path.strip("/")
         self.made = list(made)  # relative paths, shallowest first
         self.rmdir: Callable[[str], None] = fs.rmdir  # tests swap in a plain-folder version
+        # Set by the lead before ``cgroups.setup``: then ``apply`` attaches the device filter
+        # too, inside setup's remove-on-failure.  None (update, from_json): devices untouched.
+        self.device_rules: list[tuple[str, str]] | None = None
+        self.attach_program: Callable[[str, bytes, str], None] | None = None  # tests: a fake
 
     @property
     def folder(self) -> str:
@@ -96,6 +100,25 @@ class CgroupV2:
             del files["io.weight"]
             files = {"io.bfq.weight": bfq, **files}
         fs.apply_files(self.folder, files)
+        if self.device_rules is not None:
+            self.apply_device_rules(self.device_rules)
+
+    def apply_device_rules(self, rules: Iterable[tuple[str, str]]) -> None:
+        """v2 has no devices.allow: build the eBPF device filter from the same
+        (devices.allow | devices.deny, line) list v1 writes and attach it to the
+        folder (BPF_F_ALLOW_MULTI: the host's own filters above still apply).
+
+        The program is built, and so every rule checked, before any system call.
+        Nothing to undo at ``remove``: the kernel frees the program with the cgroup."""
+        from pyruntime.cgroups import devices_bpf
+
+        code = devices_bpf.encode(devices_bpf.build_program(rules))
+        attach = self.attach_program
+        if attach is None:
+            from pyruntime.syscalls import _bpf
+
+            attach = _bpf.load_and_attach
+        attach(self.folder, code, devices_bpf.LICENSE)
 
     def add_pid(self, pid: int) -> None:
         fs.write_file(self.folder, "cgroup.procs", str(pid))
@@ -152,10 +175,27 @@ class CgroupV2:
 
     # --- stats ----------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
-        """runc's ``events --stats`` shape, for what v2 has."""
+        """runc's ``events --stats`` shape (its fs2 driver), for what v2 has.
+
+        As runc does, ``memory.swap`` is memory plus swap (v1's meaning: engines
+        compare it with v1 numbers), a "max" pids limit is 0 (runc's "no limit"),
+        and ``usage.max`` is memory.peak where the kernel has it (5.19+)."""
         folder = self.folder
         cpu = _keyed(fs.read_optional(folder, "cpu.stat") or "")
         memory_events = _keyed(fs.read_optional(folder, "memory.events") or "")
+        raw = _keyed(fs.read_optional(folder, "memory.stat") or "")
+        usage = {"usage": _number(fs.read_optional(folder, "memory.current")),
+                 "limit": _number(fs.read_optional(folder, "memory.max")),
+                 "failcnt": memory_events.get("max", 0)}
+        peak = fs.read_optional(folder, "memory.peak")
+        if peak is not None:
+            usage["max"] = _number(peak)
+        swap_limit = _number(fs.read_optional(folder, "memory.swap.max"))
+        swap_events = _keyed(fs.read_optional(folder, "memory.swap.events") or "")
+        swap = {"usage": _number(fs.read_optional(folder, "memory.swap.current")) + usage["usage"],
+                "limit": swap_limit if UINT64_MAX in (swap_limit, usage["limit"])
+                else swap_limit + usage["limit"], "max": 0, "failcnt": swap_events.get("max", 0)}
+        pids_limit = _number(fs.read_optional(folder, "pids.max"))
         return {
             "cpu": {"usage": {"total": cpu.get("usage_usec", 0) * 1000,
                               "user": cpu.get("user_usec", 0) * 1000,
@@ -163,13 +203,12 @@ class CgroupV2:
                     "throttling": {"periods": cpu.get("nr_periods", 0),
                                    "throttledPeriods": cpu.get("nr_throttled", 0),
                                    "throttledTime": cpu.get("throttled_usec", 0) * 1000}},
-            "memory": {"usage": {"usage": _number(fs.read_optional(folder, "memory.current")),
-                                 "limit": _number(fs.read_optional(folder, "memory.max")),
-                                 "failcnt": memory_events.get("max", 0)},
-                       "events": memory_events},
+            "memory": {"cache": raw.get("file", 0), "usage": usage, "swap": swap,
+                       "raw": raw, "events": memory_events},
             "pids": {"current": _number(fs.read_optional(folder, "pids.current")),
-                     "limit": _number(fs.read_optional(folder, "pids.max"))},
+                     "limit": 0 if pids_limit == UINT64_MAX else pids_limit},
             "blkio": _io_stat(fs.read_optional(folder, "io.stat") or ""),
+            "hugetlb": _hugetlb(folder),
         }
 
     # --- state.json -----------------------------------------------------------------
@@ -196,6 +235,23 @@ def _number(text: str | None) -> int:
         return 0
     text = text.strip()
     return UINT64_MAX if text == "max" else int(text) if text.isdigit() else 0
+
+
+def _hugetlb(folder: str) -> dict[str, dict[str, int]]:
+    """Per page size (``2MB``): usage from hugetlb.<size>.current, failcnt from its
+    events' ``max``; v2 keeps no peak, so ``max`` is 0 as runc reports it."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return {}
+    result = {}
+    for name in sorted(names):
+        if name.startswith("hugetlb.") and name.endswith(".current") and name.count(".") == 2:
+            size = name.split(".")[1]
+            events = _keyed(fs.read_optional(folder, f"hugetlb.{size}.events") or "")
+            result[size] = {"usage": _number(fs.read_optional(folder, name)), "max": 0,
+                            "failcnt": events.get("max", 0)}
+    return result
 
 
 def _io_stat(text: str) -> dict[str, list[dict[str, Any]]]:

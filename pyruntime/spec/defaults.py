@@ -1,6 +1,6 @@
-"""The config.json that ``pyruntime spec`` writes: runc's default, minus what would
-not just work yet: ``terminal`` is false (a foreground ``run`` does not proxy a tty)
-and there are no device rules (on a pure cgroup v2 host they need the eBPF filter)."""
+"""The config.json that ``pyruntime spec`` writes: runc's default, except that
+``terminal`` is false (a foreground ``run`` does not proxy a tty yet), so that
+``spec`` then ``run`` just works."""
 
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ def default_mounts() -> list[dict[str, Any]]:
 def default_config(rootless: bool = False) -> dict[str, Any]:
     namespaces = [{"type": kind} for kind in ("pid", "network", "ipc", "uts", "mount", "cgroup")]
     linux: dict[str, Any] = {"namespaces": namespaces, "maskedPaths": MASKED_PATHS,
-                             "readonlyPaths": READONLY_PATHS}
+                             "readonlyPaths": READONLY_PATHS,
+                             "resources": {"devices": [{"allow": False, "access": "rwm"}]}}
     mounts = default_mounts()
     if rootless:
         namespaces.append({"type": "user"})

@@ -29,7 +29,7 @@ def features() -> dict[str, Any]:
         "linux": {
             "namespaces": list(NAMESPACES),
             "capabilities": list(CAPABILITIES),
-            # v2 device rules need an eBPF program that is not built yet (refused at create)
+            # v2 device rules become an eBPF filter (cgroups/devices_bpf.py), as in runc
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False,
                        "rdma": True},
             "seccomp": {"enabled": True, "actions": list(seccomp.ACTIONS),

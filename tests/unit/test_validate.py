@@ -115,8 +115,6 @@ CASES: list[Any] = [
      "must be a non-empty array"),
     ("args empty string", lambda r: r["process"].update(args=[""]), "process.args",
      "must be a non-empty array"),
-    ("terminal", lambda r: r["process"].update(terminal=True), "process.terminal",
-     "terminals are not supported by pyruntime yet"),
     ("relative cwd", lambda r: r["process"].update(cwd="tmp"), "process.cwd",
      "must be an absolute path"),
     ("env without =", lambda r: r["process"]["env"].append("NOVALUE"), "process.env[2]",
