@@ -150,6 +150,12 @@ def main() -> int:
         emit("cpu_max", read(folder, "cpu.max"))
         emit("init_in_procs", str(pid) in read(folder, "cgroup.procs").split())
 
+    def throttling() -> None:
+        """cpu.max "10000 100000" = 10% of a cpu: a busy second gets throttled."""
+        before = keyed(read(folder, "cpu.stat")).get("nr_throttled", 0)
+        pyruntime("exec", "c1", "timeout", "1", "sh", "-c", "while :; do :; done")
+        emit("throttled_more", keyed(read(folder, "cpu.stat")).get("nr_throttled", 0) > before)
+
     def oom() -> None:
         # dd's 100 MiB buffer is filled by read(2): far past 32 MiB, OOM-killed
         hog = pyruntime("exec", "c1", "dd", "if=/dev/zero", "of=/dev/null", "bs=100M",
@@ -211,7 +217,7 @@ def main() -> int:
         emit("devices_cgroup_left", (CGROUP_ROOT / "pyruntime-vm-dev").exists())
         emit("devices_state_left", (STATE / "c2").exists())
 
-    for name, func in (("limits", limits), ("oom", oom), ("pids", pids_limit),
+    for name, func in (("limits", limits), ("throttling", throttling), ("oom", oom), ("pids", pids_limit),
                        ("update", update), ("pause", pause), ("kill", kill_all),
                        ("delete", delete), ("devices", devices_filtered)):
         step(name, func)

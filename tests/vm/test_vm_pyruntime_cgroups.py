@@ -118,6 +118,10 @@ def test_kill_all_and_delete(guest: tuple[VMResult, dict[str, object]]) -> None:
     assert facts["state_after_delete"] is False, facts
 
 
+def test_cpu_quota_throttles(guest: tuple[VMResult, dict[str, object]]) -> None:
+    assert _facts(guest)["throttled_more"] is True
+
+
 def test_device_rules_run_on_v2_and_leave_nothing(guest: tuple[VMResult, dict[str, object]]
                                                   ) -> None:
     facts = _facts(guest)
