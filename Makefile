@@ -8,7 +8,7 @@ APT_PACKAGES := runc crun busybox-static iproute2 util-linux libseccomp2 hyperfi
 	golang-github-containers-common qemu-system-x86
 ROOTFS := bundles/busybox/rootfs
 
-.PHONY: setup demo test unit integration conformance lint bench clean
+.PHONY: setup demo test unit integration conformance vm lint bench clean
 
 setup: $(VENV)/.installed $(ROOTFS)/bin/busybox
 
@@ -44,8 +44,13 @@ conformance: setup
 	  --xfail-deviations
 	$(VENV)/bin/pytest -q -n 2 conformance -m meta --runtime /usr/sbin/runc
 
+vm: setup
+	$(VENV)/bin/pytest -q -n 2 tests/vm
+
+# the VM tests run on their own: a TCG guest is slow enough without the rest beside it
 test: lint
-	$(VENV)/bin/pytest -q -n 2 tests
+	$(VENV)/bin/pytest -q -n 2 tests --ignore=tests/vm
+	$(MAKE) vm
 	$(MAKE) conformance
 
 bench: setup

@@ -73,6 +73,7 @@ class Runtime:
         state.check_id(container_id)
         spec = load_spec(options.bundle)
         check_available(spec)
+        _check_net_devices(spec)
         _check_preserved_fds(options.preserve_fds)
         folder = self.store.claim(container_id)
         try:
@@ -124,6 +125,8 @@ class Runtime:
         finally:
             for fd in fds:
                 os.close(fd)
+            if running is not None:  # linux.netDevices: moved for good (or back by abort)
+                running.release_net_devices()
             if context is not None:
                 namespaces.close_all(context.joined_fds)
                 if context.console_socket is not None:
@@ -449,6 +452,7 @@ def _launch_context(spec: Spec, options: CreateOptions, fifos: tuple[int, int],
     from pyruntime.plan.capabilities import plan_capabilities
     from pyruntime.plan.mounts import plan_mounts
     from pyruntime.plan.namespaces import plan_namespaces
+    from pyruntime.plan.netdevices import plan_net_devices
     from pyruntime.plan.seccomp import plan_seccomp
     from pyruntime.process.context import LaunchContext
     from pyruntime.process.sync import pipe_pair
@@ -468,7 +472,20 @@ def _launch_context(spec: Spec, options: CreateOptions, fifos: tuple[int, int],
         {key: value for key, value in hook_state.items() if key not in ("pid", "status")})
     context.seccomp = plan_seccomp(spec.linux.raw.get("seccomp"))
     context.console_socket = _console_socket(spec.process.terminal, options.console_socket)
+    context.net_devices = plan_net_devices(spec.linux.raw.get("netDevices"))
     return context, from_children, to_children
+
+
+def _check_net_devices(spec: Spec) -> None:
+    """linux.netDevices: every device is here and movable before create makes anything
+    (the container's side is checked again by the parent, before the first move)."""
+    from pyruntime.plan.netdevices import plan_net_devices
+
+    plans = plan_net_devices(spec.linux.raw.get("netDevices"))
+    if plans:  # only then: pyroute2 costs 300-400 ms to import
+        from pyruntime.netdevices import check_devices
+
+        check_devices(plans)
 
 
 def _console_socket(terminal: bool, path: str | None) -> socket.socket | None:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from pyruntime.cgroups import Manager
     from pyruntime.plan.capabilities import CapabilityPlan
     from pyruntime.plan.mounts import MountOp
+    from pyruntime.plan.netdevices import NetDevicePlan
     from pyruntime.plan.namespaces import NamespacePlan
     from pyruntime.plan.seccomp import SeccompPlan
     from pyruntime.process.sync import Channel
@@ -25,7 +26,7 @@ class LaunchContext:
     __slots__ = ("spec", "sys", "mounts", "namespaces", "joined_fds", "capabilities",
                  "hierarchies", "fifo_fd", "status_fd", "no_pivot", "new_keyring", "preserved_fds",
                  "extra_env", "to_parent", "from_parent", "parent_only_fds", "state",
-                 "seccomp", "cgroup", "console_socket")
+                 "seccomp", "cgroup", "console_socket", "net_devices")
 
     def __init__(self, spec: Spec, sys: LinuxSyscalls, mounts: list[MountOp],
                  namespaces: NamespacePlan, joined_fds: dict[str, int],
@@ -54,6 +55,7 @@ class LaunchContext:
         self.seccomp: SeccompPlan | None = None
         self.cgroup: Manager | None = None  # the parent puts the intermediate in it
         self.console_socket: socket.socket | None = None  # for process.terminal
+        self.net_devices: list[NetDevicePlan] = []  # linux.netDevices, moved by the parent
 
     def hook_state(self, pid: int, status: str) -> dict[str, object]:
         return {**self.state, "pid": pid, "status": status}

@@ -15,7 +15,8 @@ from pyruntime.errors import SyscallError
 from pyruntime.plan.namespaces import CLONE_NEWUSER
 from pyruntime.process import init
 from pyruntime.process.child import run_steps
-from pyruntime.process.sync import IN_CGROUP, INIT_PID, MAPPED, USERNS
+from pyruntime.process.sync import (IN_CGROUP, INIT_PID, MAPPED, NET_DEVICES_MOVED, NETNS_READY,
+                                   USERNS)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ def steps(context: LaunchContext) -> list[tuple[str, Callable[[], object]]]:
         ("create namespaces", lambda: namespaces.unshare(context.sys,
                                                          context.namespaces.unshare_flags)),
         ("bring up loopback", lambda: _loopback_up(context)),
+        ("wait for the network devices", lambda: _wait_for_net_devices(context)),
         ("fork init", lambda: _fork_init(context)),
     ]
 
@@ -88,6 +90,14 @@ def _loopback_up(context: LaunchContext) -> None:
     """runc brings ``lo`` up in every network namespace it creates."""
     if context.namespaces.creates("network"):
         context.sys.loopback_up()
+
+
+def _wait_for_net_devices(context: LaunchContext) -> None:
+    """linux.netDevices: the parent moves them into our network namespace, found as
+    /proc/<our pid>/ns/net, before the init exists (pyruntime/netdevices.py)."""
+    if context.net_devices:
+        context.to_parent.send(NETNS_READY)
+        context.from_parent.expect(NET_DEVICES_MOVED)
 
 
 def _fork_init(context: LaunchContext) -> None:

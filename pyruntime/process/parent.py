@@ -12,11 +12,12 @@ import os
 
 from pyruntime.errors import ChildError, PyRuntimeError, SyscallError
 from pyruntime.process import intermediate
-from pyruntime.process.sync import (CREATE_HOOKS, HOOKS_DONE, IN_CGROUP, INIT_PID, MAPPED, READY,
-                                   USERNS)
+from pyruntime.process.sync import (CREATE_HOOKS, HOOKS_DONE, IN_CGROUP, INIT_PID, MAPPED,
+                                   NET_DEVICES_MOVED, NETNS_READY, READY, USERNS)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pyruntime.netdevices import MovedDevices
     from pyruntime.process.context import LaunchContext
     from pyruntime.process.sync import Channel
 
@@ -27,7 +28,8 @@ SIGKILL = 9
 class Launch:
     """The running launch; ``init_pid`` is known once the intermediate reports it."""
 
-    __slots__ = ("context", "intermediate_pid", "init_pid", "_from_children", "_to_children")
+    __slots__ = ("context", "intermediate_pid", "init_pid", "_from_children", "_to_children",
+                 "net_devices")
 
     def __init__(self, context: LaunchContext, from_children: Channel,
                  to_children: Channel) -> None:
@@ -36,6 +38,7 @@ class Launch:
         self.init_pid = 0
         self._from_children = from_children
         self._to_children = to_children
+        self.net_devices: MovedDevices | None = None  # undone by abort until create is done
 
     def start(self) -> None:
         self.context.sys.prctl(PR_SET_CHILD_SUBREAPER, 1, label="become subreaper")
@@ -58,6 +61,8 @@ class Launch:
             channel.expect(USERNS)
             write_id_maps(self.context, self.intermediate_pid)
             self._to_children.send(MAPPED)
+        if self.context.net_devices:
+            self._move_net_devices()
         if not self.context.has_create_runtime_hooks:
             self._to_children.close()
         self.init_pid = int(channel.expect(INIT_PID)["pid"])
@@ -71,6 +76,22 @@ class Launch:
         channel.close()
         return self.init_pid
 
+    def _move_net_devices(self) -> None:
+        """linux.netDevices, into the namespace the intermediate waits in (see sync.py)."""
+        from pyruntime.netdevices import move_devices
+
+        self._from_children.expect(NETNS_READY)
+        self.net_devices = move_devices(self.context.sys, self.context.net_devices,
+                                        self.intermediate_pid)
+        self._to_children.send(NET_DEVICES_MOVED)
+
+    def release_net_devices(self) -> None:
+        """create has succeeded: the devices stay, and the sockets that could move them
+        back (and that keep the namespace alive) go."""
+        if self.net_devices is not None:
+            self.net_devices.close()
+            self.net_devices = None
+
     def _reap_intermediate(self) -> None:
         if self.intermediate_pid:
             _, status = os.waitpid(self.intermediate_pid, 0)
@@ -79,7 +100,12 @@ class Launch:
                 raise ChildError("intermediate", f"exited with status {status}")
 
     def abort(self) -> None:
-        """Kill and reap whatever this launch started.  Never raises."""
+        """Kill and reap whatever this launch started.  Never raises.
+
+        Moved network devices go back first: a veth would die with the namespace."""
+        if self.net_devices is not None:
+            self.net_devices.undo()
+            self.release_net_devices()
         for pid in (self.init_pid, self.intermediate_pid):
             if pid:
                 try:

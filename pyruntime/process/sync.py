@@ -13,6 +13,10 @@
               ───── MAPPED ────▶  setresuid/gid(0) in the new namespace
                                   setns(joined), unshare(the others)
                                   lo up in a new network namespace
+              ◀─── NETNS_READY ─  (only with linux.netDevices)
+  move the devices into
+  /proc/<intermediate>/ns/net
+              ── NET_DEVICES_MOVED ▶
                                   fork ────────────────────────▶ (same pipes)
               ◀──── INIT_PID ───  _exit(0)
   reap the intermediate                                          mounts, /dev
@@ -62,8 +66,10 @@ READY = "ready"
 EXEC = "exec"
 ERROR = "error"
 IN_CGROUP = "in_cgroup"
+NETNS_READY = "netns_ready"  # linux.netDevices: the parent moves them while the intermediate
+NET_DEVICES_MOVED = "net_devices_moved"  # waits in the container's network namespace
 MESSAGES = frozenset({USERNS, MAPPED, INIT_PID, CREATE_HOOKS, HOOKS_DONE, READY, EXEC, ERROR,
-                      IN_CGROUP})
+                      IN_CGROUP, NETNS_READY, NET_DEVICES_MOVED})
 PIPE_BUF = 4096
 
 TYPE_CHECKING = False

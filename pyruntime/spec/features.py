@@ -42,7 +42,7 @@ def features() -> dict[str, Any]:
             "selinux": {"enabled": True},
             "intelRdt": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": False}},
-            "netDevices": {"enabled": False},
+            "netDevices": {"enabled": True},  # pyruntime/netdevices.py
         },
         "annotations": {"org.opencontainers.runtime.pyruntime.version": __version__},
     }

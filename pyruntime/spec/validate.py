@@ -15,6 +15,7 @@ from pyruntime.errors import ConfigError
 from pyruntime.plan.capabilities import plan_capabilities
 from pyruntime.plan.mounts import parse_options
 from pyruntime.plan.namespaces import NAMESPACES, plan_namespaces
+from pyruntime.plan.netdevices import plan_net_devices
 from pyruntime.plan.sysctls import KEY_CHARACTERS, namespace_of
 from pyruntime.plan.rlimits import RLIMITS
 from pyruntime.plan.seccomp import plan_seccomp
@@ -37,7 +38,6 @@ UNSUPPORTED: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("linux.mountLabel", ("linux", "mountLabel")),
     ("linux.timeOffsets", ("linux", "timeOffsets")),
     ("linux.intelRdt", ("linux", "intelRdt")),
-    ("linux.netDevices", ("linux", "netDevices")),
     ("linux.memoryPolicy", ("linux", "memoryPolicy")),
 )
 
@@ -196,9 +196,20 @@ def check_sysctls(sysctl: dict[str, str], namespaces: NamespacePlan) -> None:
 
 
 
+def check_net_devices(spec: Spec) -> None:
+    """The names, here; the host and the container's namespace, at create (netdevices.py).
+    A joined network namespace (``path``) is a container namespace too: config-linux.md
+    only moves devices "into the container network namespace", and runc does the same."""
+    plans = plan_net_devices(spec.linux.raw.get("netDevices"))
+    if plans and not plan_namespaces(spec.linux.namespaces).has("network"):
+        raise ConfigError(plans[0].field, "needs the container's own network namespace in "
+                                          "linux.namespaces")
+
+
 CHECKS: tuple[Callable[[Spec], None], ...] = (
     check_version, check_unsupported, check_root, check_process, check_namespaces,
     check_mounts, check_paths, check_hooks, check_personality, check_seccomp,
+    check_net_devices,
 )
 
 

@@ -49,8 +49,9 @@ BAD_CONFIGS: dict[str, tuple[Callable[[dict[str, Any]], None], tuple[str, ...]]]
                  ("linux.intelRdt", "not supported")),
     "timeOffsets": (lambda c: c["linux"].update(timeOffsets={"monotonic": {"secs": 1}}),
                     ("linux.timeOffsets", "not supported")),
-    "netDevices": (lambda c: c["linux"].update(netDevices={"dummy0": {}}),
-                   ("linux.netDevices", "not supported")),
+    # a name no host can have: this test runs in the host's network namespace
+    "netDevices": (lambda c: c["linux"].update(netDevices={"dummy/0": {}}),
+                   ('linux.netDevices["dummy/0"]', "must not contain '/'")),
     "sysctl of the host": (lambda c: c["linux"].update(sysctl={"vm.swappiness": "10"}),
                            ("linux.sysctl", "vm.swappiness")),
     "terminal without a console socket": (lambda c: c["process"].update(terminal=True),
