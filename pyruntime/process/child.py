@@ -13,9 +13,11 @@ import os
 from pyruntime.errors import HookError, PyRuntimeError
 from pyruntime.process.sync import ERROR
 
+MAX_FD = 1 << 20  # above any RLIMIT_NOFILE this runtime allows
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
     from typing import NoReturn
 
     from pyruntime.process.sync import Channel
@@ -48,3 +50,15 @@ def _report(report: Channel, stage: str, message: str, hook: bool = False) -> No
             os.write(2, f"pyruntime: {stage}: {message}\n".encode())
         except OSError:
             pass
+
+
+def close_all_but(keep: Iterable[int], first: int = 3) -> None:
+    """Close every descriptor from ``first`` up except ``keep``: what our caller left
+    open must not reach the container, not even for a moment (a ``cwd`` of
+    /proc/self/fd/N would follow it out of the rootfs: CVE-2024-21626)."""
+    low = first
+    for fd in sorted(fd for fd in set(keep) if fd >= first):
+        if fd > low:
+            os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, MAX_FD)

@@ -14,7 +14,7 @@ from pyruntime import credentials, namespaces
 from pyruntime.errors import SyscallError
 from pyruntime.plan.namespaces import CLONE_NEWUSER
 from pyruntime.process import init
-from pyruntime.process.child import run_steps
+from pyruntime.process.child import close_all_but, run_steps
 from pyruntime.process.sync import (IN_CGROUP, INIT_PID, MAPPED, NET_DEVICES_MOVED, NETNS_READY,
                                    USERNS)
 
@@ -48,8 +48,15 @@ def steps(context: LaunchContext) -> list[tuple[str, Callable[[], object]]]:
 
 
 def _close_parent_fds(context: LaunchContext) -> None:
+    """Keep only what the launch needs, and the descriptors --preserve-fds passes on."""
     for fd in context.parent_only_fds:
         os.close(fd)
+    keep = [context.to_parent.write_fd, context.from_parent.read_fd, context.fifo_fd,
+            context.status_fd, *context.joined_fds.values(),
+            *range(3, 3 + context.preserved_fds)]
+    if context.console_socket is not None:
+        keep.append(context.console_socket.fileno())
+    close_all_but(keep)
 
 
 def _wait_for_cgroup(context: LaunchContext) -> None:

@@ -26,7 +26,7 @@ import os
 from pyruntime import credentials
 from pyruntime.errors import ChildError, SyscallError
 from pyruntime.plan.namespaces import NAMESPACES
-from pyruntime.process.child import run_steps
+from pyruntime.process.child import close_all_but, run_steps
 from pyruntime.process.finish import exec_steps, identity_steps, set_cpu_affinity
 from pyruntime.process.sync import ERROR, EXEC, IN_CGROUP, INIT_PID, Channel, error_from
 
@@ -137,6 +137,11 @@ def _run_joiner(sys: LinuxSyscalls, tail: ProcessTail, namespace_fds: dict[str, 
     def close_parent_fds() -> None:
         for fd in parent_only_fds:
             os.close(fd)
+        keep = [report.write_fd, from_parent.read_fd, *namespace_fds.values(),
+                *range(3, 3 + tail.preserved_fds)]
+        if tail.console_socket is not None:
+            keep.append(tail.console_socket.fileno())
+        close_all_but(keep)
 
     steps: list[tuple[str, Callable[[], object]]] = [
         ("drop parent descriptors", close_parent_fds),
