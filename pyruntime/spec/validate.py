@@ -198,12 +198,13 @@ def check_sysctls(sysctl: dict[str, str], namespaces: NamespacePlan) -> None:
 
 def check_net_devices(spec: Spec) -> None:
     """The names, here; the host and the container's namespace, at create (netdevices.py).
-    A joined network namespace (``path``) is a container namespace too: config-linux.md
-    only moves devices "into the container network namespace", and runc does the same."""
+    Devices go only into a network namespace the container creates: a joined one
+    (``path``) belongs to someone else, who outlives the container (runc would move
+    them there; the project chose not to)."""
     plans = plan_net_devices(spec.linux.raw.get("netDevices"))
-    if plans and not plan_namespaces(spec.linux.namespaces).has("network"):
-        raise ConfigError(plans[0].field, "needs the container's own network namespace in "
-                                          "linux.namespaces")
+    if plans and not plan_namespaces(spec.linux.namespaces).creates("network"):
+        raise ConfigError(plans[0].field, "needs a new network namespace in linux.namespaces "
+                                          "(a joined one gets no devices)")
 
 
 CHECKS: tuple[Callable[[Spec], None], ...] = (

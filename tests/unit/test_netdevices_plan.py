@@ -75,9 +75,10 @@ def test_a_network_namespace_is_needed() -> None:
     assert "network namespace" in caught.value.problem
 
 
-def test_a_joined_network_namespace_is_the_containers_too() -> None:
-    validate.check_net_devices(_spec([{"type": "network", "path": "/proc/1/ns/net"}]))
+def test_only_a_new_network_namespace_gets_devices() -> None:
     validate.check_net_devices(_spec([{"type": "network"}]))
+    with pytest.raises(ConfigError, match="needs a new network namespace"):
+        validate.check_net_devices(_spec([{"type": "network", "path": "/proc/1/ns/net"}]))
 
 
 def test_netdevices_module_imports_no_pyroute2() -> None:
