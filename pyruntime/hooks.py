@@ -68,9 +68,10 @@ def run_hook(kind: str, hook: Hook, state_json: bytes) -> None:
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
     try:
         env = dict(entry.split("=", 1) for entry in hook.env if "=" in entry)
+        closes = [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inherited_fds() if fd != read_end]
         try:
             pid = os.posix_spawn(hook.path, hook.args, env,
-                                 file_actions=[(os.POSIX_SPAWN_DUP2, read_end, 0)])
+                                 file_actions=[(os.POSIX_SPAWN_DUP2, read_end, 0), *closes])
         except OSError as exc:
             raise HookError(f"{kind} hook {hook.path}: "
                             f"{os.strerror(exc.errno or 0).lower()}") from exc
@@ -87,6 +88,20 @@ def run_hook(kind: str, hook: Hook, state_json: bytes) -> None:
         raise HookError(f"{kind} hook {hook.path}: timed out after {hook.timeout}s")
     if status != 0:
         raise HookError(f"{kind} hook {hook.path}: exited with status {status}")
+
+
+def _inherited_fds() -> list[int]:
+    """Descriptors above 2 that an exec would pass on: ours are all close-on-exec, so
+    these are what our caller leaked, and a hook must not get them either."""
+    fds = []
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            if fd > 2 and os.get_inheritable(fd):
+                fds.append(fd)
+        except OSError:  # the listing's own descriptor, closed by now
+            pass
+    return fds
 
 
 def _feed_and_wait(pid: int, stdin_fd: int, data: bytes, timeout: int | None) -> int | None:
