@@ -164,3 +164,23 @@ def signal_all_frozen(manager: CgroupV1 | CgroupV2, signal_number: int,
     finally:
         if frozen:
             manager.thaw()
+
+
+def remove_made(root: str, made: list[str], leaves: set[str],
+                rmdir_one: Callable[[str], None]) -> None:
+    """rmdir the folders in ``made`` (relative to ``root``), deepest first; a container's
+    own folder (a leaf) loses its sub-cgroups first, as runc's RemovePath does.  All are
+    tried; the first failure is raised after."""
+    first_error: PyRuntimeError | None = None
+    for relative in sorted(made, key=lambda p: p.count("/"), reverse=True):
+        path = os.path.join(root, relative)
+        try:
+            if relative in leaves:
+                remove_tree(path, rmdir_one)
+            else:
+                rmdir_one(path)
+            made.remove(relative)
+        except PyRuntimeError as exc:
+            first_error = first_error or exc
+    if first_error is not None:
+        raise first_error

@@ -201,20 +201,8 @@ class CgroupV1:
     def remove(self) -> None:
         """rmdir what ``create`` made, deepest first, in every hierarchy; each
         container folder's own sub-cgroups first.  Folders we found stay."""
-        leaves = {f"{h.mount}/{h.path}" for h in self._all()}
-        first_error: PyRuntimeError | None = None
-        for relative in sorted(self.made, key=lambda p: p.count("/"), reverse=True):
-            path = os.path.join(self.root, relative)
-            try:
-                if relative in leaves:
-                    fs.remove_tree(path, self.rmdir)
-                else:
-                    self.rmdir(path)
-                self.made.remove(relative)
-            except PyRuntimeError as exc:
-                first_error = first_error or exc
-        if first_error is not None:
-            raise first_error
+        fs.remove_made(self.root, self.made, {f"{h.mount}/{h.path}" for h in self._all()},
+                       self.rmdir)
 
     # --- stats ----------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:

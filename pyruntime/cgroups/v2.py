@@ -159,19 +159,7 @@ class CgroupV2:
     def remove(self) -> None:
         """rmdir what ``create`` made, deepest first; sub-cgroups of the container's own
         folder first (runc's RemovePath).  A folder we did not make stays."""
-        first_error: PyRuntimeError | None = None
-        for relative in sorted(self.made, key=lambda p: p.count("/"), reverse=True):
-            path = os.path.join(self.root, relative)
-            try:
-                if relative == self.path:
-                    fs.remove_tree(path, self.rmdir)
-                else:
-                    self.rmdir(path)
-                self.made.remove(relative)
-            except PyRuntimeError as exc:
-                first_error = first_error or exc
-        if first_error is not None:
-            raise first_error
+        fs.remove_made(self.root, self.made, {self.path}, self.rmdir)
 
     # --- stats ----------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
