@@ -184,3 +184,15 @@ def remove_made(root: str, made: list[str], leaves: set[str],
             first_error = first_error or exc
     if first_error is not None:
         raise first_error
+
+
+def undo_made(root: str, made: list[str], made_now: list[str],
+              rmdir_one: Callable[[str], None]) -> None:
+    """After a failed ``create``: remove what it made (newest first).  Never raises: the
+    failure being handled is the one to report."""
+    for relative in reversed(made_now):
+        made.remove(relative)
+        try:
+            rmdir_one(os.path.join(root, relative))
+        except PyRuntimeError:
+            pass

@@ -86,12 +86,7 @@ class CgroupV1:
             for hierarchy in self._all():
                 self._create_in(hierarchy, made_now)
         except BaseException:
-            for relative in reversed(made_now):
-                self.made.remove(relative)
-                try:
-                    self.rmdir(os.path.join(self.root, relative))
-                except PyRuntimeError:
-                    pass
+            fs.undo_made(self.root, self.made, made_now, self.rmdir)
             raise
 
     def _create_in(self, hierarchy: Hierarchy, made_now: list[str]) -> None:

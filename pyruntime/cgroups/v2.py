@@ -64,12 +64,7 @@ class CgroupV2:
                     made_now.append(current)
                     self.made.append(current)
         except BaseException:
-            for relative in reversed(made_now):
-                self.made.remove(relative)
-                try:
-                    self.rmdir(os.path.join(self.root, relative))
-                except PyRuntimeError:
-                    pass
+            fs.undo_made(self.root, self.made, made_now, self.rmdir)
             raise
 
     def _enable(self, relative: str, needed: list[str]) -> None:
